@@ -1,0 +1,1 @@
+"""Vehicle device clients, simulators and bridges."""

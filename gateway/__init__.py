@@ -1,0 +1,1 @@
+"""MQTT ingest of vehicle telemetry and e-lock events."""
