@@ -12,9 +12,7 @@ from datetime import UTC, datetime
 
 from waste.errors import Invalid
 
-_RFC3339_UTC = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{3}))?Z$"
-)
+_RFC3339_UTC = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{3}))?Z$")
 
 Clock = Callable[[], datetime]
 

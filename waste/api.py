@@ -1,0 +1,89 @@
+"""The HTTP application: ``create_app(settings)`` wires routers, errors and resources."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, text
+
+from waste import __version__, problems
+from waste.auth.router import router as auth_router
+from waste.config import Settings
+from waste.db import make_engine, make_session_factory
+from waste.migrate import ensure_schema
+from waste.registry.router import router as registry_router
+
+DESCRIPTION = """
+Chain of custody for solid and hazardous waste.
+
+Producers file transfer manifests; every custody event is signed by the
+parties' Ed25519 keys, hash-chained per manifest and appended to a Merkle
+transparency log. Errors are RFC 9457 problem details; authenticate with
+`Authorization: Bearer <token>`. The wire contract is PROTOCOL.md (v1).
+"""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    on_startup: Callable[[FastAPI], None] | None = None,
+) -> FastAPI:
+    """Build the API; the engine is made (and migrated) when the app starts, not at import."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        own_engine = engine is None
+        db = engine or make_engine(settings.resolved_database_url)
+        ensure_schema(db, auto_migrate=settings.auto_migrate)
+        app.state.engine = db
+        app.state.session_factory = make_session_factory(db)
+        if on_startup is not None:
+            on_startup(app)
+        try:
+            yield
+        finally:
+            if own_engine:
+                db.dispose()
+
+    app = FastAPI(
+        title="Waste custody API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    app.include_router(auth_router)
+    app.include_router(registry_router)
+    _add_health(app)
+    return app
+
+
+def _add_health(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, Any]:
+        """Liveness: the process answers."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz() -> JSONResponse:
+        """Readiness: the database answers."""
+        try:
+            with app.state.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:
+            return problems.problem_response(
+                {
+                    "type": "https://waste-custody.org/problems/unavailable",
+                    "title": "Service unavailable",
+                    "status": 503,
+                    "detail": "the database does not answer",
+                }
+            )
+        return JSONResponse({"status": "ready"})

@@ -1,0 +1,1 @@
+"""Bearer tokens, roles and the per-route declaration of who may call."""

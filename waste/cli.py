@@ -1,0 +1,125 @@
+"""The ``waste`` command: serve the API, manage the database, keys and the example registry."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from waste.config import Settings
+from waste.errors import WasteError
+
+app = typer.Typer(help="Chain of custody for solid and hazardous waste.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+keys_app = typer.Typer(help="Ed25519 keys for parties and devices.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's ValidationError: show it plainly, no traceback
+        typer.secho(f"bad settings: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port")] = None,
+    example: Annotated[bool, typer.Option(help="Load the example registry first")] = False,
+) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    from waste.api import create_app
+
+    settings = _settings()
+    if host:
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    hook = None
+    if example:
+        from waste.registry.example import load_into_app
+
+        hook = load_into_app
+    typer.echo(f"API docs: {settings.base_url}/docs")
+    uvicorn.run(create_app(settings, on_startup=hook), host=settings.host, port=settings.port)
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Listen port")] = 8000,
+) -> None:
+    """Start the API on a fresh embedded database with the example registry loaded."""
+    import uvicorn
+
+    from waste.api import create_app
+    from waste.registry.example import load_into_app
+
+    settings = _settings()
+    settings.port = port
+    typer.echo(f"API docs: {settings.base_url}/docs   (Ctrl-C stops)")
+    uvicorn.run(create_app(settings, on_startup=load_into_app), host=settings.host, port=port)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Migrate the database up."""
+    from waste.db import make_engine
+    from waste.migrate import upgrade
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(make_engine(settings.resolved_database_url), revision)
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Migrate the database down to a revision (``base`` empties it)."""
+    from waste.db import make_engine
+    from waste.migrate import downgrade
+
+    downgrade(make_engine(_settings().resolved_database_url), revision)
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's revision and the code's head."""
+    from waste.db import make_engine
+    from waste.migrate import current_revision, head_revision
+
+    engine = make_engine(_settings().resolved_database_url)
+    typer.echo(f"database: {current_revision(engine) or 'empty'}; code: {head_revision(engine)}")
+
+
+@keys_app.command("gen")
+def keys_gen(
+    out: Annotated[Path, typer.Argument(help="Where to write the private key (PEM)")],
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file")] = False,
+) -> None:
+    """Generate an Ed25519 key pair; print the public key and key id."""
+    from waste.ledger.keys import generate_private_key, public_key_b64, save_private_key
+
+    if out.exists() and not force:
+        typer.secho(f"{out} exists; use --force to overwrite", fg="red", err=True)
+        raise typer.Exit(2)
+    private = generate_private_key()
+    save_private_key(private, out)
+    public, kid = public_key_b64(private)
+    typer.echo(f"public_key: {public}\nkey_id: {kid}\nprivate key written to {out} (mode 600)")
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    try:
+        app()
+    except WasteError as exc:
+        typer.secho(f"error: {exc.detail}", fg="red", err=True)
+        sys.exit(2)

@@ -1,0 +1,75 @@
+"""Settings, read from the environment (``WASTE_*``) when an entrypoint starts.
+
+Nothing here runs at import: entrypoints call ``Settings()`` and pass the
+result down. Every setting has a default that works on a fresh machine with
+nothing installed (SQLite under ``WASTE_DATA_DIR``, the embedded broker).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the server, gateway and CLI, with working defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="WASTE_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("waste-data"), description="Where SQLite files, keys and spools live."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite:///<data_dir>/waste.db. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host:5432/db",
+    )
+    mqtt_url: str = Field(
+        default="embedded://",
+        description="mqtt://user:pass@host:1883, mqtts://host:8883, or embedded:// for the "
+        "in-process broker.",
+    )
+    log_key_path: Path | None = Field(
+        default=None, description="Ed25519 private key of the transparency log (PEM)."
+    )
+    log_origin: str = Field(
+        default="waste-custody.local/log", description="Checkpoint origin line of the log."
+    )
+    checkpoint_interval_s: float = Field(default=2.0, gt=0, le=3600)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bootstrap admin bearer token (at least 32 characters)."
+    )
+    auto_migrate: bool = Field(
+        default=True, description="Run `alembic upgrade head` at start; else refuse if behind."
+    )
+    public_base_url: str = Field(
+        default="", description="Base URL printed on manifests' QR codes; default host:port."
+    )
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("WASTE_ADMIN_TOKEN must be at least 32 characters")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'waste.db').resolve()}"
+
+    @property
+    def resolved_log_key_path(self) -> Path:
+        """Where the log's signing key is kept."""
+        return self.log_key_path or self.data_dir / "log-key.pem"
+
+    @property
+    def base_url(self) -> str:
+        """The server's public base URL."""
+        return self.public_base_url.rstrip("/") or f"http://{self.host}:{self.port}"
