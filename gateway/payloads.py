@@ -238,7 +238,7 @@ def _float(text: str) -> float:
     return value
 
 
-def parse_json(raw: bytes) -> object:
+def _parse_json(raw: bytes) -> object:
     """Parse strict JSON (UTF-8, no duplicate keys, no NaN, integers within 2^53)."""
     try:
         text = raw.decode("utf-8")
@@ -321,9 +321,7 @@ def _time(value: object, where: str, now: datetime) -> datetime:
     if t < EARLIEST:
         _fail(RejectReason.ANCIENT_TIMESTAMP, f"{where} {value} is before {format_utc(EARLIEST)}")
     if t > now + FUTURE_TOLERANCE:
-        _fail(
-            RejectReason.FUTURE_TIMESTAMP, f"{where} {value} is over 5 min after {format_utc(now)}"
-        )
+        _fail(RejectReason.FUTURE_TIMESTAMP, f"{where} {value} is > 5 min after {format_utc(now)}")
     return t
 
 
@@ -388,22 +386,18 @@ def _lookup(device_id: str, lookup_device: Callable[[str], DeviceKey | None]) ->
     try:
         key = lookup_device(device_id)
     except Exception as exc:  # the registry's failure is not the message's fault
-        _fail(
-            RejectReason.LOOKUP_FAILED, f"device lookup failed: {type(exc).__name__}: {exc}"[:200]
-        )
+        _fail(RejectReason.LOOKUP_FAILED, f"lookup failed: {type(exc).__name__}: {exc}"[:200])
     if key is None:
         _fail(RejectReason.UNKNOWN_DEVICE, f"no registered device {device_id}")
     if not isinstance(key, DeviceKey) or key.device_id != device_id:
-        _fail(
-            RejectReason.LOOKUP_FAILED, "device lookup returned something else than its DeviceKey"
-        )
+        _fail(RejectReason.LOOKUP_FAILED, "lookup_device returned no DeviceKey of this device")
     return key
 
 
 def _decode_status(
     device_id: str, raw: bytes, lookup_device: Callable[[str], DeviceKey | None], now: datetime
 ) -> StatusMessage:
-    obj = _members(parse_json(raw), _STATUS_KEYS, frozenset({"online"}), "status")
+    obj = _members(_parse_json(raw), _STATUS_KEYS, frozenset({"online"}), "status")
     if not isinstance(obj["online"], bool):
         _fail(RejectReason.MALFORMED, "online must be true or false")
     _lookup(device_id, lookup_device)
@@ -420,14 +414,13 @@ def _decode(
     if parsed.channel is Channel.STATUS:
         return _decode_status(parsed.device_id, raw, lookup_device, now)
     keys = _TELEMETRY_KEYS if parsed.channel is Channel.TELEMETRY else _LOCK_KEYS
-    msg = _members(parse_json(raw), keys, keys, "payload")
+    msg = _members(_parse_json(raw), keys, keys, "payload")
     seq = _seq(msg["seq"])
     if not isinstance(msg["device_id"], str) or not isinstance(msg["sig"], str):
         _fail(RejectReason.MALFORMED, "device_id and sig must be strings")
     if msg["device_id"] != parsed.device_id:
         _fail(
-            RejectReason.TOPIC_MISMATCH,
-            f"payload device_id {_show(msg['device_id'])} is not the topic's",
+            RejectReason.TOPIC_MISMATCH, f"device_id {_show(msg['device_id'])} is not the topic's"
         )
     key = _lookup(parsed.device_id, lookup_device)
     _verify(msg, key.public_key)
@@ -463,6 +456,5 @@ def decode(
     except _RejectError as rej:
         return Rejection(rej.reason, rej.detail, device_id)
     except Exception as exc:  # decode must never stop ingestion
-        return Rejection(
-            RejectReason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:200], device_id
-        )
+        detail = f"{type(exc).__name__}: {exc}"[:200]
+        return Rejection(RejectReason.INTERNAL_ERROR, detail, device_id)

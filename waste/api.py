@@ -15,6 +15,9 @@ from waste.auth.router import router as auth_router
 from waste.config import Settings
 from waste.db import make_engine, make_session_factory
 from waste.migrate import ensure_schema
+from waste.ledger.router import router as log_router
+from waste.ledger.service import CheckpointPublisher, load_or_create_log_key
+from waste.manifests.router import router as manifests_router
 from waste.registry.router import router as registry_router
 
 DESCRIPTION = """
@@ -43,11 +46,19 @@ def create_app(
         ensure_schema(db, auto_migrate=settings.auto_migrate)
         app.state.engine = db
         app.state.session_factory = make_session_factory(db)
+        app.state.log_key = load_or_create_log_key(
+            settings.resolved_log_key_path, settings.log_origin
+        )
+        publisher = CheckpointPublisher(
+            app.state.session_factory, app.state.log_key, settings.checkpoint_interval_s
+        )
         if on_startup is not None:
             on_startup(app)
+        publisher.start()
         try:
             yield
         finally:
+            publisher.stop()
             if own_engine:
                 db.dispose()
 
@@ -61,6 +72,8 @@ def create_app(
     problems.install(app)
     app.include_router(auth_router)
     app.include_router(registry_router)
+    app.include_router(manifests_router)
+    app.include_router(log_router)
     _add_health(app)
     return app
 

@@ -1,5 +1,7 @@
 """Import every feature's tables so ``Base.metadata`` knows the whole schema."""
 
+from waste.ledger import models as ledger_models
+from waste.manifests import models as manifest_models
 from waste.registry import models as registry_models
 
-__all__ = ["registry_models"]
+__all__ = ["ledger_models", "manifest_models", "registry_models"]

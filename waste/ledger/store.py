@@ -1,0 +1,129 @@
+"""The transparency log in the database: appends under one lock, O(log n) proofs.
+
+Only perfect subtrees are stored (``log_nodes``); a node never changes once
+written, so proofs and roots for any size read O(log n) rows. Appends lock the
+single ``log_head`` row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's
+``BEGIN IMMEDIATE`` already serialises writers), so concurrent API workers
+neither fork the tree nor lose a leaf: leaf ``n`` is written by whoever holds
+the lock when the size is ``n``, and the lock is released only by commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from waste.errors import Invalid, NotFound
+from waste.ledger import merkle
+from waste.ledger.canonical import canonical_bytes
+from waste.ledger.models import LogEntry, LogHead, LogNode
+
+HEAD_ID = 1
+
+
+class LogStore:
+    """Reads and appends the Merkle log through one session."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._nodes: dict[tuple[int, int], bytes] = {}
+
+    def size(self) -> int:
+        """The number of leaves committed (as this transaction sees it)."""
+        return int(self._session.scalar(select(LogHead.size).where(LogHead.id == HEAD_ID)) or 0)
+
+    def lock(self) -> int:
+        """Take the append lock; return the size under it."""
+        query = select(LogHead.size).where(LogHead.id == HEAD_ID).with_for_update()
+        size = self._session.scalar(query)
+        if size is None:
+            raise RuntimeError("log_head row is missing: the schema was not migrated")
+        return int(size)
+
+    def append(self, *, kind: str, subject: str | None, entry: dict[str, Any]) -> tuple[int, bytes]:
+        """Append one entry under the lock; return (leaf index, leaf hash). Call ``lock`` first."""
+        index = self.lock()
+        data = canonical_bytes(entry)
+        leaf = merkle.leaf_hash(data)
+        self._session.add(
+            LogEntry(leaf_index=index, kind=kind, subject=subject, entry=data, leaf_hash=leaf)
+        )
+        for level, idx, digest in merkle.nodes_completed_by_append(index, leaf, self.node):
+            self._nodes[(level, idx)] = digest
+            self._session.add(LogNode(level=level, idx=idx, hash=digest))
+        self._session.execute(update(LogHead).where(LogHead.id == HEAD_ID).values(size=index + 1))
+        return index, leaf
+
+    def node(self, level: int, idx: int) -> bytes:
+        """The hash of a stored perfect subtree."""
+        key = (level, idx)
+        cached = self._nodes.get(key)
+        if cached is not None:
+            return cached
+        digest = self._session.scalar(
+            select(LogNode.hash).where(LogNode.level == level, LogNode.idx == idx)
+        )
+        if digest is None:
+            raise RuntimeError(f"log node ({level}, {idx}) is missing")
+        self._nodes[key] = bytes(digest)
+        return bytes(digest)
+
+    def root(self, size: int) -> bytes:
+        """The root hash of the tree of the first ``size`` leaves."""
+        self._check_size(size)
+        return merkle.root_hash(size, self.node)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """The RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size``."""
+        self._check_size(size)
+        if not 0 <= index < size:
+            raise Invalid(f"index must be in [0, {size})", field="index")
+        return merkle.inclusion_proof(index, size, self.node)
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        """The RFC 9162 consistency proof from size ``old`` to size ``new``."""
+        self._check_size(new)
+        if not 0 <= old <= new:
+            raise Invalid(f"old must be in [0, {new}]", field="old")
+        return merkle.consistency_proof(old, new, self.node)
+
+    def entry(self, index: int) -> LogEntry:
+        """One leaf's entry."""
+        row = self._session.get(LogEntry, index)
+        if row is None:
+            raise NotFound(f"no log entry {index}")
+        return row
+
+    def entries(self, start: int, end: int) -> list[LogEntry]:
+        """Entries at leaf indices start ≤ i < end."""
+        query = (
+            select(LogEntry)
+            .where(LogEntry.leaf_index >= start, LogEntry.leaf_index < end)
+            .order_by(LogEntry.leaf_index)
+        )
+        return list(self._session.scalars(query))
+
+    def index_of_leaf(self, leaf: bytes) -> int:
+        """The leaf index of a leaf hash."""
+        index = self._session.scalar(select(LogEntry.leaf_index).where(LogEntry.leaf_hash == leaf))
+        if index is None:
+            raise NotFound("no leaf with that hash")
+        return int(index)
+
+    def iter_entries(self, batch: int = 5000) -> Iterator[LogEntry]:
+        """Every entry in leaf order, fetched in batches."""
+        start = 0
+        while True:
+            rows = self.entries(start, start + batch)
+            if not rows:
+                return
+            yield from rows
+            start = rows[-1].leaf_index + 1
+
+    def _check_size(self, size: int) -> None:
+        current = self.size()
+        if not 0 <= size <= current:
+            raise Invalid(f"size must be in [0, {current}]", field="size")

@@ -1,0 +1,213 @@
+"""Strict readers of JSON values for event data: each names the dotted field it rejects.
+
+JSON numbers arrive as ``int`` or ``float``; ``bool`` is never a number here,
+and NaN or infinities are refused. Geometries are GeoJSON (RFC 7946) with
+WGS 84 positions ``[lon, lat]`` or ``[lon, lat, alt]``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import Any
+
+from waste.clock import parse_utc
+from waste.errors import GeometryError, Invalid
+
+_IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_ROUTE_POSITIONS = 10_000
+MAX_RING_POSITIONS = 2_000
+
+
+def obj(
+    value: object,
+    field: str,
+    *,
+    required: Collection[str] = (),
+    optional: Collection[str] = (),
+) -> Mapping[str, Any]:
+    """A JSON object with all of ``required``, some of ``optional`` and no other member."""
+    if not isinstance(value, Mapping):
+        raise Invalid(f"{field} must be a JSON object", field=field)
+    for key in value:
+        if not isinstance(key, str) or (key not in required and key not in optional):
+            raise Invalid(f"{field}.{key} is not a known member", field=f"{field}.{key}")
+    for key in required:
+        if key not in value:
+            raise Invalid(f"{field}.{key} is required", field=f"{field}.{key}")
+    return value
+
+
+def json_list(value: object, field: str, *, min_len: int, max_len: int) -> list[Any]:
+    """A JSON array of ``min_len`` to ``max_len`` items."""
+    if not isinstance(value, list):
+        raise Invalid(f"{field} must be a JSON array", field=field)
+    if not min_len <= len(value) <= max_len:
+        raise Invalid(f"{field} must hold {min_len} to {max_len} items", field=field)
+    return value
+
+
+def text(value: object, field: str, *, max_len: int = 200) -> str:
+    """A non-blank single-line string of at most ``max_len`` characters, returned stripped."""
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(f"{field} must be a non-empty string", field=field)
+    if len(value) > max_len:
+        raise Invalid(f"{field} must be at most {max_len} characters", field=field)
+    if _CONTROL.search(value):
+        raise Invalid(f"{field} must not contain control characters", field=field)
+    return value.strip()
+
+
+def long_text(value: object, field: str, *, max_len: int = 2000) -> str:
+    """Free text (line breaks allowed) of at most ``max_len`` characters, returned stripped."""
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(f"{field} must be a non-empty string", field=field)
+    if len(value) > max_len:
+        raise Invalid(f"{field} must be at most {max_len} characters", field=field)
+    if _CONTROL.search(value.replace("\n", "").replace("\r", "").replace("\t", "")):
+        raise Invalid(f"{field} must not contain control characters", field=field)
+    return value.strip()
+
+
+def ident(value: object, field: str) -> str:
+    """An identifier (party, device or seal id): 1-64 of A-Z a-z 0-9 . _ : -, alphanumeric first."""
+    if not isinstance(value, str) or not _IDENT.match(value):
+        raise Invalid(
+            f"{field} must be 1-64 characters of letters, digits, '.', '_', ':' or '-'",
+            field=field,
+        )
+    return value
+
+
+def plate(value: object, field: str) -> str:
+    """A vehicle plate (``浙A12345``, ``浙AD12345``): 2-20 characters, no spaces; upper-cased."""
+    if not isinstance(value, str) or not 2 <= len(value) <= 20:
+        raise Invalid(f"{field} must be a plate of 2 to 20 characters", field=field)
+    if any(c.isspace() for c in value) or _CONTROL.search(value):
+        raise Invalid(f"{field} must not contain spaces or control characters", field=field)
+    return value.upper()
+
+
+def number(
+    value: object,
+    field: str,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+) -> float:
+    """A finite JSON number within the given bounds, as ``float``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(f"{field} must be a number", field=field)
+    result = float(value)
+    if not math.isfinite(result):
+        raise Invalid(f"{field} must be finite", field=field)
+    if gt is not None and not result > gt:
+        raise Invalid(f"{field} must be greater than {gt:g}", field=field)
+    if ge is not None and not result >= ge:
+        raise Invalid(f"{field} must be at least {ge:g}", field=field)
+    if le is not None and not result <= le:
+        raise Invalid(f"{field} must be at most {le:g}", field=field)
+    return result
+
+
+def integer(value: object, field: str, *, ge: int, le: int) -> int:
+    """A JSON integer in ``[ge, le]`` (``2.0`` is accepted, ``2.5`` and ``true`` are not)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(f"{field} must be an integer", field=field)
+    if not ge <= value <= le:
+        raise Invalid(f"{field} must be between {ge} and {le}", field=field)
+    return value
+
+
+def boolean(value: object, field: str) -> bool:
+    """A JSON ``true`` or ``false``."""
+    if not isinstance(value, bool):
+        raise Invalid(f"{field} must be true or false", field=field)
+    return value
+
+
+def choice(value: object, field: str, choices: Collection[str]) -> str:
+    """One of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise Invalid(f"{field} must be one of {', '.join(sorted(choices))}", field=field)
+    return value
+
+
+def timestamp(value: object, field: str) -> datetime:
+    """A protocol RFC 3339 UTC timestamp."""
+    return parse_utc(value, field=field)
+
+
+def position(value: object, field: str) -> list[float]:
+    """A GeoJSON position ``[lon, lat]`` or ``[lon, lat, alt]`` in WGS 84 ranges."""
+    if not isinstance(value, list) or len(value) not in (2, 3):
+        raise GeometryError(f"{field} must be a position [lon, lat]", field=field)
+    out: list[float] = []
+    for i, c in enumerate(value):
+        if isinstance(c, bool) or not isinstance(c, int | float) or not math.isfinite(c):
+            raise GeometryError(f"{field}[{i}] must be a finite number", field=f"{field}[{i}]")
+        out.append(float(c))
+    if not -180.0 <= out[0] <= 180.0:
+        raise GeometryError(f"{field}[0] (lon) must be in [-180, 180]", field=f"{field}[0]")
+    if not -90.0 <= out[1] <= 90.0:
+        raise GeometryError(f"{field}[1] (lat) must be in [-90, 90]", field=f"{field}[1]")
+    return out
+
+
+def point(value: object, field: str) -> tuple[float, float]:
+    """A location object ``{"lat": …, "lon": …}``, returned as ``(lat, lon)``."""
+    data = obj(value, field, required=("lat", "lon"))
+    lat = number(data["lat"], f"{field}.lat", ge=-90.0, le=90.0)
+    lon = number(data["lon"], f"{field}.lon", ge=-180.0, le=180.0)
+    return lat, lon
+
+
+def _geometry(value: object, field: str, kind: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise GeometryError(f"{field} must be a GeoJSON {kind}", field=field)
+    for key in value:
+        if key not in ("type", "coordinates", "bbox"):
+            raise GeometryError(f"{field}.{key} is not a known member", field=f"{field}.{key}")
+    if value.get("type") != kind:
+        raise GeometryError(f"{field}.type must be {kind!r}", field=f"{field}.type")
+    if "coordinates" not in value:
+        raise GeometryError(f"{field}.coordinates is required", field=f"{field}.coordinates")
+    return value
+
+
+def line_string(value: object, field: str) -> dict[str, Any]:
+    """A GeoJSON LineString of 2+ positions, not all equal; returned as a fresh plain dict."""
+    coords = _geometry(value, field, "LineString")["coordinates"]
+    where = f"{field}.coordinates"
+    if not isinstance(coords, list) or not 2 <= len(coords) <= MAX_ROUTE_POSITIONS:
+        raise GeometryError(f"{where} must hold 2 to {MAX_ROUTE_POSITIONS} positions", field=where)
+    positions = [position(p, f"{where}[{i}]") for i, p in enumerate(coords)]
+    if all(p[:2] == positions[0][:2] for p in positions):
+        raise GeometryError(f"{where} must not be a single point repeated", field=where)
+    return {"type": "LineString", "coordinates": positions}
+
+
+def polygon(value: object, field: str) -> dict[str, Any]:
+    """A GeoJSON Polygon of closed rings of 4+ positions; returned as a fresh plain dict."""
+    rings = _geometry(value, field, "Polygon")["coordinates"]
+    where = f"{field}.coordinates"
+    if not isinstance(rings, list) or not 1 <= len(rings) <= 50:
+        raise GeometryError(f"{where} must hold 1 to 50 linear rings", field=where)
+    out: list[list[list[float]]] = []
+    for r, ring in enumerate(rings):
+        at = f"{where}[{r}]"
+        if not isinstance(ring, list) or not 4 <= len(ring) <= MAX_RING_POSITIONS:
+            raise GeometryError(
+                f"{at} must be a ring of 4 to {MAX_RING_POSITIONS} positions", field=at
+            )
+        positions = [position(p, f"{at}[{i}]") for i, p in enumerate(ring)]
+        if positions[0] != positions[-1]:
+            raise GeometryError(f"{at} must be closed (last position = first)", field=at)
+        out.append(positions)
+    return {"type": "Polygon", "coordinates": out}
