@@ -14,10 +14,10 @@ from waste import __version__, problems
 from waste.auth.router import router as auth_router
 from waste.config import Settings
 from waste.db import make_engine, make_session_factory
-from waste.migrate import ensure_schema
 from waste.ledger.router import router as log_router
 from waste.ledger.service import CheckpointPublisher, load_or_create_log_key
 from waste.manifests.router import router as manifests_router
+from waste.migrate import ensure_schema
 from waste.registry.router import router as registry_router
 
 DESCRIPTION = """

@@ -25,8 +25,19 @@ def _declarations(route: APIRoute) -> list[Allow | Public]:
     return found
 
 
+def _api_routes(routes: list[Any]) -> list[APIRoute]:
+    found: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif hasattr(route, "original_router"):  # FastAPI >= 0.16x wraps included routers
+            found.extend(_api_routes(route.original_router.routes))
+    return found
+
+
 def _v1_routes(client: TestClient) -> list[APIRoute]:
-    return [r for r in client.app.routes if isinstance(r, APIRoute) and r.path.startswith("/v1")]  # type: ignore[attr-defined]
+    routes = _api_routes(client.app.routes)  # type: ignore[attr-defined]
+    return [r for r in routes if r.path.startswith("/v1")]
 
 
 def test_every_v1_route_declares_exactly_one_audience(client: TestClient) -> None:

@@ -63,6 +63,7 @@ def register(
     name: str | None = None,
     with_key: bool = True,
     regions: list[str] | None = None,
+    site: dict[str, Any] | None = None,
 ) -> Actor:
     """Register a party, issue it a token and (optionally) a key."""
     resp = client.post(
@@ -72,6 +73,7 @@ def register(
             "name": name or f"{kind} {next(_serial)}",
             "uscc": make_uscc(region),
             "region_code": region,
+            "site": site,
         },
         headers=admin,
     )

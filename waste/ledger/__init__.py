@@ -20,6 +20,7 @@ from waste.ledger.checkpoint import (
     cosigner_vkey,
     open_checkpoint,
     open_note,
+    parse_cosigner_vkey,
     sign_note,
     verify_cosignature,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "nodes_completed_by_append",
     "open_checkpoint",
     "open_note",
+    "parse_cosigner_vkey",
     "parse_envelope",
     "private_key_from_bytes",
     "private_key_to_pem",

@@ -106,6 +106,8 @@ class AuditReport:
                 f"VERIFIED: manifest {self.manifest_id}: {self.events} events{state}, "
                 f"checkpoint size {self.checkpoint_size}"
             )
+        if not self.failures:
+            return "FAILED: nothing was verified"
         first, *rest = self.failures
         lines = [f"FAILED: {first.render()}"]
         lines += [f"  also: {c.render()}" for c in rest]
@@ -308,14 +310,14 @@ class _Audit:
         elif previous is not None:  # None: the entry before did not parse
             if body.seq != previous.seq + 1:
                 problems.append(f"seq {previous.seq + 1} was due after seq {previous.seq}")
-            if body.prev_hash != previous.envelope.event_hash:
+            if body.prev_hash != previous.envelope.event_hash():
                 problems.append(f"prev_hash is not the event_hash of seq {previous.seq}")
             if event.leaf_index <= previous.leaf_index:
                 problems.append(f"leaf index is not after seq {previous.seq}'s")
         if problems:
             self.on(event, "chain", False, "; ".join(problems))
         else:
-            self.on(event, "chain", True, f"event_hash {event.envelope.event_hash}")
+            self.on(event, "chain", True, f"event_hash {event.envelope.event_hash()}")
 
     def check_transition(self, event: _Event, custody: Any, signers: dict[str, str]) -> Any:
         from waste.manifests.domain import apply_event  # the manifests package imports the ledger

@@ -71,7 +71,11 @@ class Checkpoint:
         origin, size_text, root_text, *extensions = lines
         if not origin:
             raise ProofError("checkpoint origin line is empty")
-        if _SIZE_RE.fullmatch(size_text) is None or int(size_text) > _MAX_U63:
+        if (
+            _SIZE_RE.fullmatch(size_text) is None
+            or len(size_text) > len(str(_MAX_U63))
+            or int(size_text) > _MAX_U63
+        ):
             raise ProofError(
                 f"checkpoint size {size_text!r} is not a decimal without leading zeros"
             )
@@ -184,6 +188,11 @@ def cosigner_vkey(name: str, private_key: Ed25519PrivateKey) -> str:
     return _vkey(name, ALG_COSIGNATURE_V1, raw_public_key(private_key))
 
 
+def parse_cosigner_vkey(vkey: str) -> tuple[str, bytes]:
+    """``(name, raw public key)`` of a cosigner vkey ``name+hex(key ID)+b64(0x04 || pub)``."""
+    return _parse_vkey(vkey, ALG_COSIGNATURE_V1)
+
+
 def cosign(checkpoint_body: str, name: str, private_key: Ed25519PrivateKey, at: datetime) -> str:
     """A tlog-cosignature/v1 signature line over ``checkpoint_body`` at time ``at``."""
     _check_key_name(name)
@@ -198,7 +207,7 @@ def cosign(checkpoint_body: str, name: str, private_key: Ed25519PrivateKey, at: 
 
 def verify_cosignature(line: str, body: str, cosigner_vkey: str) -> datetime:
     """Verify a cosignature line over ``body``; return its time, or raise ``ProofError``."""
-    name, public_key = _parse_vkey(cosigner_vkey, ALG_COSIGNATURE_V1)
+    name, public_key = parse_cosigner_vkey(cosigner_vkey)
     if not line.endswith("\n"):
         line += "\n"
     line_name, blob = _parse_signature_line(line[:-1])
@@ -234,11 +243,12 @@ def _vkey(name: str, alg: int, public_key: bytes) -> str:
 
 
 def _parse_vkey(vkey: str, alg: int) -> tuple[str, bytes]:
-    parts = vkey.split("+") if isinstance(vkey, str) else []
+    # The key's base64 may itself hold '+': only the first two separate fields.
+    parts = vkey.split("+", 2) if isinstance(vkey, str) else []
     if len(parts) != 3 or re.fullmatch(r"[0-9a-f]{8}", parts[1]) is None:
         raise Invalid("a verifier key looks like name+8 hex digits+base64", field="vkey")
     name, hash_hex, key_b64 = parts
-    _check_key_name(name)
+    _check_key_name(name, field="vkey")
     key = b64decode(key_b64, field="vkey")
     if len(key) != 1 + PUBLIC_KEY_SIZE or key[0] != alg:
         raise Invalid(
@@ -249,7 +259,7 @@ def _parse_vkey(vkey: str, alg: int) -> tuple[str, bytes]:
     return name, key[1:]
 
 
-def _check_key_name(name: str) -> None:
+def _check_key_name(name: str, *, field: str = "name") -> None:
     if (
         not isinstance(name, str)
         or not name
@@ -257,7 +267,7 @@ def _check_key_name(name: str) -> None:
         or any(ch.isspace() or unicodedata.category(ch) == "Zs" for ch in name)
         or any(ord(ch) < 0x20 for ch in name)
     ):
-        raise Invalid(f"key name {name!r} must be non-empty, without spaces or '+'", field="name")
+        raise Invalid(f"key name {name!r} must be non-empty, without spaces or '+'", field=field)
 
 
 def _check_text(text: str) -> None:

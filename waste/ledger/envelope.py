@@ -24,7 +24,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from waste.clock import format_utc, parse_utc
+from waste.clock import ensure_utc, format_utc, parse_utc
 from waste.errors import (
     CanonicalJSONError,
     ChainConflict,
@@ -89,9 +89,8 @@ class Envelope:
     signatures: tuple[Signature, ...]
     body_json: Mapping[str, Any]
 
-    @property
     def event_hash(self) -> str:
-        """``hex(SHA-256(JCS(body)))``."""
+        """``hex(SHA-256(JCS(body)))`` of this envelope's body."""
         return event_hash(self.body_json)
 
     def to_json(self) -> dict[str, Any]:
@@ -145,7 +144,8 @@ def check_signatures(envelope: Envelope, lookup: KeyLookup, at: datetime) -> dic
             raise UnknownKey(f"key {signature.key_id} is not registered", field=f"{field}.key_id")
         if not record.valid_at(at):
             raise KeyNotValid(
-                f"key {signature.key_id} of {record.party_id} was not valid at {format_utc(at)}",
+                f"key {signature.key_id} of {record.party_id} was not valid at "
+                f"{format_utc(ensure_utc(at))}",
                 field=f"{field}.key_id",
             )
         raw = record.raw_public_key()

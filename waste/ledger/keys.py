@@ -67,7 +67,31 @@ def decode_public_key(b64: object, *, field: str = "public_key") -> bytes:
         Ed25519PublicKey.from_public_bytes(raw)
     except ValueError as exc:
         raise Invalid(f"{field} is not an Ed25519 public key", field=field) from exc
+    if has_small_order(raw):
+        raise Invalid(f"{field} is a small-order point, not a usable public key", field=field)
     return raw
+
+
+# Encodings of the points of small order (and their non-canonical spellings), with the
+# x-sign bit cleared, as libsodium's crypto_core_ed25519_is_valid_point blocklist has them.
+# A key on this list lets a forger produce signatures that verify for many messages.
+_SMALL_ORDER = frozenset(
+    bytes.fromhex(h)
+    for h in (
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    )
+)
+
+
+def has_small_order(raw_public: bytes) -> bool:
+    """Whether a 32-byte Ed25519 public key encodes a point of small order."""
+    return raw_public[:31] + bytes([raw_public[31] & 0x7F]) in _SMALL_ORDER
 
 
 def generate_private_key() -> Ed25519PrivateKey:

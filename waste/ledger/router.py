@@ -104,9 +104,7 @@ def consistency(uow: UoW, old: Size, new: Size) -> object:
 
 
 @router.get("/entries")
-def entries(
-    uow: UoW, _: AdminOrRegulator, start: Size, end: Size
-) -> dict[str, Any]:
+def entries(uow: UoW, _: AdminOrRegulator, start: Size, end: Size) -> dict[str, Any]:
     """Log entries at leaf indices start ≤ i < end (at most 1000 at a time)."""
     if end < start:
         raise Invalid("end must not be before start", field="end")
@@ -117,8 +115,11 @@ def entries(
         "start": start,
         "end": end,
         "entries": [
-            {"leaf_index": r.leaf_index, "leaf_hash": b64encode(r.leaf_hash),
-             "entry": json.loads(r.entry)}
+            {
+                "leaf_index": r.leaf_index,
+                "leaf_hash": b64encode(r.leaf_hash),
+                "entry": json.loads(r.entry),
+            }
             for r in rows
         ],
     }

@@ -70,24 +70,44 @@ def _open(c: Custody, legs: tuple[Leg, ...], leg: Leg, *, sealed: bool = True) -
     return {"legs": (*legs, leg), "haulers": haulers, "seals": seals}
 
 
+def _new_leg(
+    index: int,
+    data: Pickup | Handover,
+    hauler: str,
+    at: datetime,
+    by: EventType,
+    route: dict[str, Any] | None,
+    c: Custody,
+) -> Leg:
+    return Leg(
+        index=index,
+        hauler=hauler,
+        vehicle=data.vehicle,
+        device_id=data.device_id,
+        seal_id=data.seal_id,
+        opened_at=at,
+        closed_at=None,
+        opened_by=by,
+        closed_by=None,
+        route=route,
+        destination=c.destination,
+        mass_kg_at_open=data.mass_kg,
+    )
+
+
 def advance(c: Custody, data: EventData, at: datetime) -> Custody:
     """The custody after a non-filing event, before history and sequence are recorded."""
     state = ManifestState
     if isinstance(data, Cancellation):
         return replace(c, state=state.CANCELLED, cancellation=data)
     if isinstance(data, Pickup):
-        leg = Leg(
-            0, data.hauler, data.vehicle, data.device_id, data.seal_id, at, None,
-            EventType.PICKED_UP, None, c.filing.route, c.destination, data.mass_kg,
-        )  # fmt: skip
+        leg = _new_leg(0, data, data.hauler, at, EventType.PICKED_UP, c.filing.route, c)
         masses = replace(c.masses, picked_up_kg=data.mass_kg)
         return replace(c, state=state.IN_TRANSIT, masses=masses, **_open(c, c.legs, leg))
     if isinstance(data, Handover):
         old, legs = _close_leg(c, at, EventType.HANDED_OVER)
-        leg = Leg(
-            old.index + 1, data.to_hauler, data.vehicle, data.device_id, data.seal_id, at, None,
-            EventType.HANDED_OVER, None, data.route or old.route, c.destination, data.mass_kg,
-        )  # fmt: skip
+        route = data.route or old.route
+        leg = _new_leg(old.index + 1, data, data.to_hauler, at, EventType.HANDED_OVER, route, c)
         masses = replace(c.masses, handed_over_kg=(*c.masses.handed_over_kg, data.mass_kg))
         return replace(c, masses=masses, **_open(c, legs, leg))
     if isinstance(data, Receipt):

@@ -24,9 +24,7 @@ def can_see(*, uow: UnitOfWork, principal: Principal, manifest: Manifest) -> boo
         return True
     parties = party_ids_of(uow=uow, manifest_id=manifest.id) | {manifest.producer_id}
     if principal.role is Role.REGULATOR:
-        regions = set(
-            uow.session.scalars(select(Party.region_code).where(Party.id.in_(parties)))
-        )
+        regions = set(uow.session.scalars(select(Party.region_code).where(Party.id.in_(parties))))
         return any(region_covers(s, r) for s in principal.regions for r in regions)
     return principal.party_id in parties
 

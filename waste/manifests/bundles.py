@@ -14,7 +14,9 @@ from waste.registry.service import key_records
 from waste.uow import UnitOfWork
 
 
-def build(*, uow: UnitOfWork, principal: Principal, manifest_id: str, key: LogKey) -> dict[str, Any]:
+def build(
+    *, uow: UnitOfWork, principal: Principal, manifest_id: str, key: LogKey
+) -> dict[str, Any]:
     """Every event of the manifest with inclusion proofs against one signed checkpoint."""
     manifest = service.get_manifest(uow=uow, principal=principal, manifest_id=manifest_id)
     events = service.events_of(uow=uow, manifest_id=manifest.id)

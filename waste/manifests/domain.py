@@ -14,6 +14,9 @@ kinds that fit, the actor among them (``SignatureError`` / ``SignerNotAllowed``)
                        │   └──rejected(next=redirect: new leg, new site)──▶ in_transit
                        ├──rejected(next=return_to_producer)──▶ rejected
                        └──received──▶ received ──disposed──▶ disposed
+
+A manifest allows at most ``MAX_REDIRECTS`` (3) redirects; the limits raise
+``TransitionNotAllowed`` like the table does.
 """
 
 from __future__ import annotations
@@ -264,6 +267,8 @@ def _check_filing(filing: Filing, actor: str, at: datetime) -> None:
         raise Invalid(
             "data.pickup_window.to is already past when filing", field="data.pickup_window.to"
         )
+    if filing.deliver_by <= at:
+        raise Invalid("data.deliver_by is already past when filing", field="data.deliver_by")
 
 
 def _check_against(c: Custody, data: EventData) -> None:

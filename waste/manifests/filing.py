@@ -24,8 +24,12 @@ from waste.registry.domain import PartyKind
 from waste.registry.models import Device, Party, Permit, Vehicle
 from waste.uow import UnitOfWork
 
-ACTIVE_STATES = (ManifestState.FILED, ManifestState.IN_TRANSIT, ManifestState.RECEIVED,
-                 ManifestState.DISPOSED)
+ACTIVE_STATES = (
+    ManifestState.FILED,
+    ManifestState.IN_TRANSIT,
+    ManifestState.RECEIVED,
+    ManifestState.DISPOSED,
+)
 
 
 def check_event(
@@ -36,17 +40,28 @@ def check_event(
     if isinstance(data, Filing):
         _check_filing(uow=uow, filing=data, now=now)
     elif isinstance(data, Pickup):
-        _check_vehicle_device(uow=uow, hauler=data.hauler, plate=data.vehicle,
-                              device_id=data.device_id, mass_kg=data.mass_kg)
+        _check_vehicle_device(
+            uow=uow,
+            hauler=data.hauler,
+            plate=data.vehicle,
+            device_id=data.device_id,
+            mass_kg=data.mass_kg,
+        )
     elif isinstance(data, Handover):
         _party(uow, data.to_hauler, PartyKind.HAULER, "data.to_hauler")
-        _check_vehicle_device(uow=uow, hauler=data.to_hauler, plate=data.vehicle,
-                              device_id=data.device_id, mass_kg=data.mass_kg)
+        _check_vehicle_device(
+            uow=uow,
+            hauler=data.to_hauler,
+            plate=data.vehicle,
+            device_id=data.device_id,
+            mass_kg=data.mass_kg,
+        )
     elif isinstance(data, Rejection) and data.redirect_site is not None:
         codes = [w.code for w in updated.filing.wastes]
         _party(uow, data.redirect_site, PartyKind.DISPOSAL_SITE, "data.redirect_site")
-        _permit_covering(uow=uow, site_id=data.redirect_site, codes=codes, on=now,
-                         field="data.redirect_site")
+        _permit_covering(
+            uow=uow, site_id=data.redirect_site, codes=codes, on=now, field="data.redirect_site"
+        )
 
 
 def _check_filing(*, uow: UnitOfWork, filing: Filing, now: datetime) -> None:
@@ -65,8 +80,9 @@ def _check_filing(*, uow: UnitOfWork, filing: Filing, now: datetime) -> None:
             field="data.wastes",
         )
     codes = [w.code for w in filing.wastes]
-    permits = _permit_covering(uow=uow, site_id=filing.destination, codes=codes,
-                               on=now, field="data.destination")
+    permits = _permit_covering(
+        uow=uow, site_id=filing.destination, codes=codes, on=now, field="data.destination"
+    )
     _check_capacity(uow=uow, site_id=filing.destination, permits=permits, adding_kg=total, now=now)
     routes.check_filing_route(uow=uow, filing=filing, producer=producer, permits=permits)
 
@@ -111,8 +127,9 @@ def _check_capacity(
     capacity = max(p.annual_capacity_kg for p in permits)
     year_start = datetime(now.year, 1, 1, tzinfo=UTC)
     used = uow.session.scalar(
-        select(func.coalesce(func.sum(func.coalesce(Manifest.received_kg, Manifest.declared_kg)), 0))
-        .where(
+        select(
+            func.coalesce(func.sum(func.coalesce(Manifest.received_kg, Manifest.declared_kg)), 0)
+        ).where(
             Manifest.destination_id == site_id,
             Manifest.filed_at >= year_start,
             Manifest.state.in_([str(s) for s in ACTIVE_STATES]),

@@ -36,8 +36,15 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
                 "prev_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
                 "type": {
                     "type": "string",
-                    "enum": ["filed", "cancelled", "picked_up", "handed_over", "received",
-                             "rejected", "disposed"],
+                    "enum": [
+                        "filed",
+                        "cancelled",
+                        "picked_up",
+                        "handed_over",
+                        "received",
+                        "rejected",
+                        "disposed",
+                    ],
                 },
                 "actor": {"type": "string"},
                 "at": {"type": "string", "format": "date-time"},
@@ -107,9 +114,7 @@ async def file_manifest(request: Request, principal: Signer, uow: UoW) -> object
     response_model=AppendedOut,
     openapi_extra=_ENVELOPE_BODY,
 )
-async def append_event(
-    manifest_id: str, request: Request, principal: Signer, uow: UoW
-) -> object:
+async def append_event(manifest_id: str, request: Request, principal: Signer, uow: UoW) -> object:
     """Append a signed custody event; 409 if someone else appended first."""
     envelope = await _envelope(request)
     accepted = service.append_event(

@@ -131,7 +131,9 @@ def _accept(
     )
     if manifest is None:
         manifest = _new_manifest(uow=uow, custody=updated, now=now)
-    _update_manifest(uow=uow, manifest=manifest, custody=updated, seq=body.seq, head=event_hash, now=now)
+    _update_manifest(
+        uow=uow, manifest=manifest, custody=updated, seq=body.seq, head=event_hash, now=now
+    )
     uow.flush()
     uow.commit()
     return Accepted(
@@ -166,7 +168,9 @@ def replay(*, uow: UnitOfWork, manifest_id: str) -> Custody:
 def events_of(*, uow: UnitOfWork, manifest_id: str) -> list[CustodyEvent]:
     """A manifest's accepted events in seq order."""
     query = (
-        select(CustodyEvent).where(CustodyEvent.manifest_id == manifest_id).order_by(CustodyEvent.seq)
+        select(CustodyEvent)
+        .where(CustodyEvent.manifest_id == manifest_id)
+        .order_by(CustodyEvent.seq)
     )
     return list(uow.session.scalars(query))
 
@@ -227,7 +231,7 @@ def _update_manifest(
     if custody.masses.received_kg is not None:
         manifest.received_kg = custody.masses.received_kg
     roles = {("producer", custody.producer), ("destination", custody.destination)}
-    roles |= {("hauler", h) for h in custody.haulers}
+    roles |= {("hauler", h) for h in (custody.filing.hauler, *custody.haulers)}
     roles |= {("destination", leg.destination) for leg in custody.legs}
     existing = {
         (r.role, r.party_id)

@@ -34,9 +34,7 @@ router = APIRouter(prefix="/v1", tags=["registry"])
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 HaulerOrAdmin = Annotated[Principal, Depends(Allow(Role.HAULER, Role.ADMIN))]
-PartyOrAdmin = Annotated[
-    Principal, Depends(Allow(Role.PRODUCER, Role.HAULER, Role.DISPOSAL_SITE, Role.ADMIN))
-]
+PartyOrAdmin = Annotated[Principal, Depends(Allow(*ANY_PARTY))]
 
 
 @router.post("/parties", status_code=201, response_model=PartyOut)

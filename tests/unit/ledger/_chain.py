@@ -9,7 +9,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from waste.clock import format_utc
+from waste.clock import format_utc, parse_utc
 from waste.ledger import merkle
 from waste.ledger.canonical import canonical_bytes
 from waste.ledger.checkpoint import Checkpoint, NoteSigner, sign_note
@@ -35,7 +35,9 @@ class Party:
     kind: str
     key: Ed25519PrivateKey
 
-    def record(self, *, valid_from: datetime = KEYS_FROM, valid_until: datetime | None = None) -> KeyRecord:
+    def record(
+        self, *, valid_from: datetime = KEYS_FROM, valid_until: datetime | None = None
+    ) -> KeyRecord:
         """The party's key as the registry holds it."""
         public, kid = public_key_b64(self.key)
         return KeyRecord(kid, self.party_id, self.kind, public, valid_from, valid_until)
@@ -69,7 +71,10 @@ def filing_data() -> dict[str, Any]:
             }
         ],
         "route": {"type": "LineString", "coordinates": [[120.07, 29.30], [120.20, 29.35]]},
-        "pickup_window": {"from": format_utc(T0 + timedelta(hours=1)), "to": format_utc(T0 + timedelta(hours=4))},
+        "pickup_window": {
+            "from": format_utc(T0 + timedelta(hours=1)),
+            "to": format_utc(T0 + timedelta(hours=4)),
+        },
         "deliver_by": format_utc(T0 + timedelta(hours=10)),
     }
 
@@ -131,6 +136,24 @@ def build_envelopes() -> list[dict[str, Any]]:
     return envelopes
 
 
+def relink(
+    envelopes: list[dict[str, Any]], signers: list[tuple[Party, ...]]
+) -> list[dict[str, Any]]:
+    """Renumber, relink and re-sign bodies, as an honest client would have produced them."""
+    out: list[dict[str, Any]] = []
+    prev = GENESIS_PREV_HASH
+    for seq, (envelope, parties) in enumerate(zip(envelopes, signers, strict=True)):
+        body = {**envelope["body"], "seq": seq, "prev_hash": prev}
+        out.append(sign_body(body, [p.key for p in parties]))
+        prev = event_hash(body)
+    return out
+
+
+def signers_of(seq: int) -> tuple[Party, ...]:
+    """The parties that sign event ``seq`` of the happy path."""
+    return event_plan()[seq][4]
+
+
 @dataclass
 class MemoryLog:
     """The transparency log in memory, with the server's perfect-node storage."""
@@ -171,18 +194,28 @@ class Scenario:
     keys: list[KeyRecord]
 
 
-def build_scenario(*, key_records: list[KeyRecord] | None = None, noise: int = 3) -> Scenario:
-    """Six events appended to a log with ``noise`` other entries before and between them."""
+def build_scenario(
+    *,
+    envelopes: list[dict[str, Any]] | None = None,
+    key_records: list[KeyRecord] | None = None,
+    noise: int = 3,
+) -> Scenario:
+    """The envelopes (default: the six signed ones) in a log among ``noise`` other entries.
+
+    Each is accepted one minute after its body's ``at``.
+    """
     log = MemoryLog()
     placed: list[tuple[int, dict[str, Any]]] = []
-    envelopes = build_envelopes()
+    envelopes = build_envelopes() if envelopes is None else envelopes
     for n in range(noise):
         log.append({"kind": "alert_handled", "accepted_at": format_utc(T0), "payload": {"n": n}})
     for seq, envelope in enumerate(envelopes):
-        at = T0 + timedelta(hours=event_plan()[seq][2], minutes=1)
+        at = parse_utc(envelope["body"]["at"]) + timedelta(minutes=1)
         entry = {"kind": "custody_event", "accepted_at": format_utc(at), "payload": envelope}
         placed.append((log.append(entry), entry))
         for n in range(seq % 3):
-            log.append({"kind": "trip_telemetry", "accepted_at": format_utc(at), "payload": {"n": n}})
+            log.append(
+                {"kind": "trip_telemetry", "accepted_at": format_utc(at), "payload": {"n": n}}
+            )
     keys = key_records if key_records is not None else [p.record() for p in PARTIES]
     return Scenario(log, NoteSigner(LOG_ORIGIN, LOG_KEY), envelopes, placed, keys)

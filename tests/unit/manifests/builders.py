@@ -22,8 +22,8 @@ KINDS: dict[str, str] = {
     PRODUCER: "producer",
     OTHER_PRODUCER: "producer",
     REGULATOR: "regulator",
-    **{h: "hauler" for h in HAULERS},
-    **{s: "disposal_site" for s in SITES},
+    **dict.fromkeys(HAULERS, "hauler"),
+    **dict.fromkeys(SITES, "disposal_site"),
 }
 
 ROUTE: dict[str, Any] = {
@@ -36,7 +36,9 @@ ROUTE_2: dict[str, Any] = {
 }
 REST_AREA: dict[str, Any] = {
     "type": "Polygon",
-    "coordinates": [[[120.1, 29.3], [120.11, 29.3], [120.11, 29.31], [120.1, 29.31], [120.1, 29.3]]],
+    "coordinates": [
+        [[120.1, 29.3], [120.11, 29.3], [120.11, 29.31], [120.1, 29.31], [120.1, 29.3]]
+    ],
 }
 
 
@@ -173,7 +175,40 @@ def received(**over: Any) -> Custody:
     return step(picked_up(), "received", receipt_data(**over), SITE)
 
 
-def record(custody: Custody | None, event_type: str, data: dict[str, Any], actor: str,
-           parties: tuple[str, ...], at: datetime) -> EventRecord:  # fmt: skip
+def record(
+    event_type: str, data: dict[str, Any], actor: str, parties: tuple[str, ...], at: datetime
+) -> EventRecord:
     """An ``EventRecord`` for replays."""
     return EventRecord(event_type, actor, at, data, signers(*parties), MANIFEST_ID)
+
+
+def next_event(
+    c: Custody | None, event_type: str, *, redirect: bool = False, refused_kg: float = 0.0
+) -> tuple[dict[str, Any], str, tuple[str, ...]]:
+    """Data, actor and signers of an event of ``event_type`` that ``c`` would accept if its state
+    allowed it (with stand-in parties where the state names none)."""
+    if c is None or event_type == "filed":
+        return filed_data(), PRODUCER, (PRODUCER,)
+    if event_type == "cancelled":
+        return {"reason": "Order withdrawn"}, c.producer, (c.producer,)
+    if event_type == "picked_up":
+        return pickup_data(), c.filing.hauler, (c.filing.hauler, c.producer)
+    if event_type == "handed_over":
+        current = c.current_hauler or HAULER
+        n = (HAULERS.index(current) + 1) % len(HAULERS)
+        return handover_data(current, HAULERS[n], n + 1), current, (current, HAULERS[n])
+    site = c.destination
+    if event_type == "received":
+        data = receipt_data(accepted_kg=1194.0 - refused_kg, refused_kg=refused_kg)
+        if c.legs:
+            data["seal_id"] = c.legs[-1].seal_id
+        return data, site, (site,)
+    if event_type == "rejected":
+        if not redirect:
+            return {"reason": "pH out of permit", "next": "return_to_producer"}, site, (site,)
+        new_site = next(s for s in SITES if s not in c.destinations)
+        data = {"reason": "Incinerator down", "next": "redirect", "redirect_site": new_site}
+        return data, site, (site,)
+    assert event_type == "disposed"
+    site = c.received_by or site
+    return disposal_data(mass_kg=min(1000.0, c.masses.accepted_kg or 1000.0)), site, (site,)

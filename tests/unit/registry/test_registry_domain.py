@@ -31,7 +31,7 @@ def test_real_credit_codes_validate(code: str) -> None:
 
 @given(
     st.text(alphabet=ALPHABET, min_size=2, max_size=2),
-    st.from_regex(r"\d{6}", fullmatch=True),
+    st.from_regex(r"[0-9]{6}", fullmatch=True),
     st.text(alphabet=ALPHABET, min_size=9, max_size=9),
 )
 def test_any_code_with_its_check_character_validates(kind: str, region: str, org: str) -> None:
@@ -46,10 +46,12 @@ def test_any_code_with_its_check_character_validates(kind: str, region: str, org
 
 @given(st.text(max_size=25))
 def test_credit_code_validation_never_crashes(text: str) -> None:
+    field = None
     try:
         validate_uscc(text)
     except Invalid as exc:
-        assert exc.field == "uscc"
+        field = exc.field
+    assert field in (None, "uscc")
 
 
 @pytest.mark.parametrize("bad", ["", "330702 ", "3307021", "000000", "990000", 330702, None])

@@ -1,0 +1,451 @@
+"""The MQTT adapter of the gateway: a small ``Transport`` protocol and its implementations.
+
+The ingest logic sees only frozen ``InboundMessage`` values, never paho's types. It
+acknowledges a QoS 1 message (PUBACK) only after committing what the message
+carried, so a crash between receipt and commit leaves the message unacknowledged
+in the broker's persistent session, which redelivers it when the gateway comes
+back (ingest drops the copy it already stored by ``(device_id, seq)``).
+
+A packet id only means something on the connection it arrived on: after a
+reconnect the broker re-sends unacknowledged messages, possibly under other ids,
+and may reuse an old id for a different message. Paho's ``ack(mid, qos)`` simply
+sends a PUBACK on whatever connection is current, so ``PahoTransport`` stamps each
+message with the connection it came on (``epoch``) and refuses acknowledgements
+of an earlier connection, and acknowledges each id at most once. Paho drops
+PUBACKs still queued for a dead socket when it reconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from gateway.broker import BrokerConfig, MqttVersion
+from gateway.topics import Channel, device_filter, shared
+
+__all__ = [
+    "BrokerConfig",
+    "FakeTransport",
+    "InboundMessage",
+    "MqttVersion",
+    "PahoTransport",
+    "PublishedMessage",
+    "Transport",
+    "TransportError",
+    "device_subscriptions",
+]
+
+log = logging.getLogger(__name__)
+
+_UNSUPPORTED_PROTOCOL = 132  # CONNACK reason "Unsupported protocol version" (3.1.1 code 1)
+
+
+class TransportError(RuntimeError):
+    """The broker refused the connection, or a publish could not be queued."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One message received from the broker, as the ingest logic sees it."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+    mid: int = 0
+    received_at: datetime = field(default_factory=_utcnow)
+    dup: bool = False
+    epoch: int = 0  # the connection it arrived on; acks only count on that connection
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedMessage:
+    """A message handed to ``FakeTransport.publish``."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+class Transport(Protocol):
+    """What the ingest logic needs from a broker connection."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether a broker connection is up right now."""
+        ...
+
+    def start(self) -> None:
+        """Connect (and keep reconnecting) in the background."""
+        ...
+
+    def stop(self) -> None:
+        """Disconnect cleanly; unacknowledged messages stay with the broker."""
+        ...
+
+    def get(self, timeout: float | None = None) -> InboundMessage | None:
+        """The next message, or None after ``timeout`` seconds."""
+        ...
+
+    def messages(self, timeout: float, limit: int = 500) -> list[InboundMessage]:
+        """A batch: waits up to ``timeout`` for the first message, then takes what is queued."""
+        ...
+
+    def ack(self, msg: InboundMessage) -> bool:
+        """Acknowledge ``msg`` to the broker; False if its connection is gone (it comes again)."""
+        ...
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Queue a message for the broker."""
+        ...
+
+
+class _QueueReader:
+    _queue: queue.Queue[InboundMessage]
+
+    def get(self, timeout: float | None = None) -> InboundMessage | None:
+        """The next message, or None after ``timeout`` seconds."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def messages(self, timeout: float, limit: int = 500) -> list[InboundMessage]:
+        """A batch: waits up to ``timeout`` for the first message, then takes what is queued."""
+        first = self.get(timeout)
+        batch = [] if first is None else [first]
+        while first is not None and len(batch) < limit:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+
+class FakeTransport(_QueueReader):
+    """An in-memory ``Transport`` for tests: inject messages, then look at acks and publishes."""
+
+    def __init__(self) -> None:
+        self._queue = queue.Queue()
+        self._epoch = 1
+        self._next_mid = 0
+        self._connected = False
+        self._delivered: dict[tuple[int, int], InboundMessage] = {}
+        self.acked: list[InboundMessage] = []
+        self.published: list[PublishedMessage] = []
+
+    @property
+    def connected(self) -> bool:
+        """Whether ``start`` was called (and ``stop`` not since)."""
+        return self._connected
+
+    def start(self) -> None:
+        """Mark the fake connected."""
+        self._connected = True
+
+    def stop(self) -> None:
+        """Mark the fake disconnected."""
+        self._connected = False
+
+    def inject(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, dup: bool = False
+    ) -> InboundMessage:
+        """Deliver a message as if the broker had sent it; returns it."""
+        self._next_mid = self._next_mid % 65535 + 1
+        mid = self._next_mid
+        msg = InboundMessage(topic, payload, qos, retain, mid, dup=dup, epoch=self._epoch)
+        if qos > 0:
+            self._delivered[(msg.epoch, msg.mid)] = msg
+        self._queue.put(msg)
+        return msg
+
+    @property
+    def unacked(self) -> list[InboundMessage]:
+        """QoS 1+ messages delivered on the current connection and not acknowledged."""
+        return list(self._delivered.values())
+
+    def reconnect(self) -> list[InboundMessage]:
+        """Simulate a dropped connection: unacked messages come again (dup) on a new one."""
+        old = self.unacked
+        self._delivered.clear()
+        self._epoch += 1
+        return [self.inject(m.topic, m.payload, qos=m.qos, retain=m.retain, dup=True) for m in old]
+
+    def ack(self, msg: InboundMessage) -> bool:
+        """Record the acknowledgement; False for a stale, unknown or repeated one."""
+        if msg.qos == 0:
+            return True
+        if self._delivered.pop((msg.epoch, msg.mid), None) is None or not self._connected:
+            return False
+        self.acked.append(msg)
+        return True
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Record the message in ``published``."""
+        self.published.append(PublishedMessage(topic, bytes(payload), qos, retain))
+
+
+def device_subscriptions(settings: BrokerConfig, filters: Sequence[str] | None = None) -> list[str]:
+    """The gateway's subscriptions: every device channel, shared when a group is set."""
+    plain = list(filters) if filters is not None else [device_filter(c) for c in Channel]
+    if settings.share_group is None:
+        return plain
+    return [shared(f, settings.share_group) for f in plain]
+
+
+class PahoTransport(_QueueReader):
+    """The paho-mqtt 2 ``Transport``: persistent session, QoS 1, manual acks, auto reconnect.
+
+    Paho's callbacks run on its network thread and only turn packets into frozen
+    ``InboundMessage`` values put on a bounded queue (plus connection bookkeeping
+    and the non-blocking re-SUBSCRIBE after each CONNACK). When the queue is full
+    the network thread waits: backpressure, never a dropped message. Under MQTT 5
+    the CONNECT's Receive Maximum equals the queue size, so a compliant broker
+    never has more unacknowledged messages out than the queue holds.
+    """
+
+    def __init__(
+        self,
+        settings: BrokerConfig,
+        *,
+        topics: Sequence[str] | None = None,
+        queue_size: int = 1000,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        if settings.embedded and settings.port == 0:
+            raise ValueError("start the embedded broker first, then pass settings.with_port(port)")
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self.settings = settings
+        self.subscriptions = device_subscriptions(settings, topics)
+        self.protocol = settings.protocol
+        self.stale_acks = 0
+        self._queue = queue.Queue(maxsize=queue_size)
+        self._connect_timeout = connect_timeout
+        self._lock = threading.Lock()
+        self._epoch = 0
+        self._connected = False
+        self._unacked: set[int] = set()
+        self._stopping = threading.Event()
+        self._connack = threading.Event()
+        self._ready = threading.Event()
+        self._refusal: str | None = None
+        self._client: mqtt.Client | None = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether a broker connection is up right now."""
+        with self._lock:
+            return self._connected
+
+    @property
+    def epoch(self) -> int:
+        """How many connections this transport has made (the current one's number)."""
+        with self._lock:
+            return self._epoch
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until connected and subscribed; False on timeout."""
+        return self._ready.wait(timeout)
+
+    def start(self) -> None:
+        """Connect in the background and wait up to ``connect_timeout`` for the subscription.
+
+        Falls back to MQTT 3.1.1 when the broker refuses MQTT 5 as unsupported (amqtt).
+        Raises ``TransportError`` when the broker refuses the connection or subscription;
+        if it is unreachable, returns and keeps retrying with backoff.
+        """
+        if self._client is not None:
+            raise RuntimeError("transport already started")
+        self._stopping.clear()
+        while True:
+            self._refusal = None
+            self._connack.clear()
+            self._client = client = self._make_client()
+            client.loop_start()
+            if not self._connack.wait(self._connect_timeout):
+                log.warning("no answer from %s yet; retrying in the background", self._where)
+                return
+            if self._refusal is None:
+                self._ready.wait(self._connect_timeout)
+            if self._refusal is None:
+                return
+            refusal = self._refusal
+            self._shutdown(clean=False)
+            if refusal.startswith(f"{_UNSUPPORTED_PROTOCOL}:") and self.protocol is MqttVersion.V5:
+                log.warning("%s refused MQTT 5; falling back to MQTT 3.1.1", self._where)
+                self.protocol = MqttVersion.V311
+                self._stopping.clear()
+                continue
+            raise TransportError(f"{self._where} refused the gateway: {refusal}")
+
+    def stop(self) -> None:
+        """Disconnect cleanly; the broker keeps the session and unacknowledged messages."""
+        self._shutdown(clean=True)
+
+    def abort(self) -> None:
+        """Drop the connection without DISCONNECT, as a crash would (tests and drills)."""
+        self._shutdown(clean=False)
+
+    def ack(self, msg: InboundMessage) -> bool:
+        """PUBACK ``msg`` on the connection it came on; False (and no packet) otherwise."""
+        if msg.qos == 0:
+            return True
+        with self._lock:
+            client = self._client
+            current = self._connected and msg.epoch == self._epoch
+            if client is None or not current or msg.mid not in self._unacked:
+                self.stale_acks += 1
+                return False
+            self._unacked.discard(msg.mid)
+            rc = client.ack(msg.mid, msg.qos)
+        return rc is MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Queue a message; QoS 1+ messages wait in memory across reconnects."""
+        client = self._client
+        if client is None:
+            raise TransportError("transport not started")
+        rc = client.publish(topic, payload, qos=qos, retain=retain).rc
+        if rc is not MQTTErrorCode.MQTT_ERR_SUCCESS and not (
+            rc is MQTTErrorCode.MQTT_ERR_NO_CONN and qos > 0
+        ):
+            raise TransportError(f"publish to {topic!r} failed: {mqtt.error_string(rc)}")
+
+    def __enter__(self) -> PahoTransport:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def _where(self) -> str:
+        return self.settings.redacted()
+
+    def _make_client(self) -> mqtt.Client:
+        s, v5 = self.settings, self.protocol is MqttVersion.V5
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            clean_session=None if v5 else False,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        )
+        client.manual_ack_set(True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        if s.username is not None:
+            client.username_pw_set(s.username, s.password)
+        if s.tls:
+            client.tls_set_context(self._ssl_context())
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        props = None
+        if v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = s.session_expiry
+            props.ReceiveMaximum = min(self._queue.maxsize, 65535)
+        # clean_start=False also on the first connect: resume what a previous process left.
+        client.connect_async(s.host, s.port, s.keepalive, clean_start=False, properties=props)
+        return client
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        s = self.settings
+        ctx = ssl.create_default_context(cafile=s.ca_file)
+        if s.tls_insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if s.cert_file is not None:
+            ctx.load_cert_chain(s.cert_file, s.key_file)
+        return ctx
+
+    def _shutdown(self, *, clean: bool) -> None:
+        self._stopping.set()
+        client, self._client = self._client, None
+        with self._lock:
+            self._connected = False
+        self._ready.clear()
+        if client is None:
+            return
+        if clean:
+            client.disconnect()
+        client.loop_stop()
+        if not clean and (sock := client.socket()) is not None:
+            sock.close()
+        while self.get(0) is not None:
+            pass  # unacked: the broker has them and redelivers to the session
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: Any, flags: Any, rc: ReasonCode, _p: Any
+    ) -> None:
+        if rc.is_failure:
+            log.error("%s refused the connection: %s", self._where, rc)
+            self._refusal = f"{rc.value}: {rc}"
+            self._connack.set()
+            return
+        with self._lock:
+            self._epoch += 1
+            self._connected = True
+            self._unacked.clear()
+        log.info("connected to %s (session present: %s)", self._where, flags.session_present)
+        # Subscribing again is idempotent and restores subscriptions of a lost session.
+        if self.protocol is MqttVersion.V5:
+            opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+            client.subscribe([(t, opts) for t in self.subscriptions])
+        else:
+            client.subscribe([(t, 1) for t in self.subscriptions])
+        self._connack.set()
+
+    def _on_subscribe(
+        self, _c: mqtt.Client, _u: Any, _mid: int, codes: list[ReasonCode], _p: Any
+    ) -> None:
+        if refused := [str(c) for c in codes if c.is_failure]:
+            log.error("%s refused subscriptions %s: %s", self._where, self.subscriptions, refused)
+            self._refusal = f"subscription refused: {refused}"
+        self._ready.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+        with self._lock:
+            self._connected = False
+        self._ready.clear()
+        if not self._stopping.is_set():
+            log.warning("disconnected from %s (%s); reconnecting", self._where, rc)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, m: mqtt.MQTTMessage) -> None:
+        msg = InboundMessage(
+            topic=m.topic,
+            payload=bytes(m.payload),
+            qos=m.qos,
+            retain=bool(m.retain),
+            mid=m.mid,
+            dup=bool(m.dup),
+            epoch=self._epoch,  # written only on this (paho's network) thread
+        )
+        if msg.qos > 0:
+            with self._lock:
+                self._unacked.add(msg.mid)
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(msg, timeout=0.2)
+                return
+            except queue.Full:
+                continue
