@@ -61,10 +61,8 @@ class CosignatureIn(BaseModel):
 
 @router.get("/checkpoint", response_class=PlainTextResponse, dependencies=public)
 def checkpoint(uow: UoW, request: Request) -> str:
-    """The latest signed checkpoint (C2SP tlog-checkpoint), with any cosignatures."""
-    row = service.latest_checkpoint(uow=uow)
-    if row is None:
-        row = service.publish_checkpoint(uow=uow, key=request.app.state.log_key)
+    """The signed checkpoint of the log's current size (C2SP tlog-checkpoint), with cosignatures."""
+    row = service.publish_checkpoint(uow=uow, key=request.app.state.log_key)
     return service.served_note(uow=uow, checkpoint=row)
 
 
