@@ -34,7 +34,8 @@ def _uscc(serial: int) -> str:
 
 def box(lon: float, lat: float, half_deg: float = 0.002) -> dict[str, Any]:
     """A small square GeoJSON polygon around a point."""
-    w, e, s, n = lon - half_deg, lon + half_deg, lat - half_deg, lat + half_deg
+    w, e = round(lon - half_deg, 6), round(lon + half_deg, 6)
+    s, n = round(lat - half_deg, 6), round(lat + half_deg, 6)
     return {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
 
 
