@@ -166,11 +166,15 @@ def _permit(uow_factory: Any, site_id: str, serial: int, lon: float, lat: float)
 def load_into_app(app: FastAPI) -> None:
     """Start-up hook: load the example registry and print how to use it."""
     settings: Settings = app.state.settings
+    tokens_file = settings.data_dir / "example-keys" / "tokens.txt"
     created = load(uow_factory=app.state.session_factory, settings=settings)
     if created is None:
-        print("Example registry already loaded; tokens were printed on first start.")
+        print(f"Example registry already loaded; its tokens are in {tokens_file}")
         return
-    print("Example registry loaded. Tokens (shown once):")
-    for p in created:
-        print(f"  {p.kind:<14} {p.name:<42} {p.token}")
-    print(f"Private keys are in {settings.data_dir / 'example-keys'}")
+    lines = [f"{p.kind:<14} {p.name:<42} {p.id} {p.token}" for p in created]
+    tokens_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tokens_file.chmod(0o600)
+    print("Example registry loaded (kind, name, party id, token):")
+    for line in lines:
+        print("  " + line)
+    print(f"Tokens and private keys are in {tokens_file.parent}")
