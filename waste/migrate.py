@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from waste.errors import Unavailable
 
@@ -50,7 +52,8 @@ def downgrade(engine: Engine, revision: str) -> None:
 def ensure_schema(engine: Engine, *, auto_migrate: bool) -> None:
     """Upgrade to head, or refuse clearly if the schema is behind and upgrades are off."""
     if auto_migrate:
-        upgrade(engine)
+        with _migration_lock(engine):
+            upgrade(engine)
         return
     current, head = current_revision(engine), head_revision(engine)
     if current != head:
@@ -58,3 +61,22 @@ def ensure_schema(engine: Engine, *, auto_migrate: bool) -> None:
             f"database schema is at {current or 'empty'}, the code needs {head}: "
             "run `waste db upgrade` (or set WASTE_AUTO_MIGRATE=true)"
         )
+
+
+# Any fixed 64-bit number: it names this application's migration lock on the server.
+_ADVISORY_LOCK_ID = 0x57A57E0001
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations across processes starting at once (PostgreSQL advisory lock)."""
+    if engine.dialect.name != "postgresql":
+        yield  # SQLite serialises writers itself
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _ADVISORY_LOCK_ID})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _ADVISORY_LOCK_ID})
+            conn.commit()

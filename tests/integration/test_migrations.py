@@ -55,3 +55,28 @@ def test_app_refuses_a_schema_that_is_behind(db_factory: DatabaseFactory) -> Non
     finally:
         engine.dispose()
         db_factory.drop(url)
+
+
+def _start_worker(url: str) -> str:
+    engine = make_engine(url)
+    try:
+        ensure_schema(engine, auto_migrate=True)
+        return "ok"
+    finally:
+        engine.dispose()
+
+
+def test_workers_starting_together_migrate_once(db_factory: DatabaseFactory) -> None:
+    import multiprocessing
+
+    url = db_factory.empty_url()
+    ctx = multiprocessing.get_context("spawn")
+    try:
+        with ctx.Pool(3) as pool:
+            assert pool.map(_start_worker, [url] * 3, chunksize=1) == ["ok"] * 3
+        engine = make_engine(url)
+        assert current_revision(engine) == head_revision(engine)
+        assert _diff(engine) == []
+        engine.dispose()
+    finally:
+        db_factory.drop(url)
