@@ -157,7 +157,7 @@ class BrokerConfig:
             return cls(
                 host=parts.hostname or "127.0.0.1",
                 port=_SCHEMES[scheme] if port is None else port,
-                username=unquote(parts.username) if parts.username is not None else None,
+                username=unquote(parts.username) if parts.username else None,
                 password=unquote(parts.password) if parts.password is not None else None,
                 tls=scheme == "mqtts",
                 ca_file=q.get("ca") or None,

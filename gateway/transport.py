@@ -193,7 +193,7 @@ class FakeTransport(_QueueReader):
         """Record the acknowledgement; False for a stale, unknown or repeated one."""
         if msg.qos == 0:
             return True
-        if self._delivered.pop((msg.epoch, msg.mid), None) is None or not self._connected:
+        if not self._connected or self._delivered.pop((msg.epoch, msg.mid), None) is None:
             return False
         self.acked.append(msg)
         return True
@@ -243,7 +243,7 @@ class PahoTransport(_QueueReader):
         self._lock = threading.Lock()
         self._epoch = 0
         self._connected = False
-        self._unacked: set[int] = set()
+        self._unacked: dict[int, InboundMessage] = {}  # by packet id, this connection
         self._stopping = threading.Event()
         self._connack = threading.Event()
         self._ready = threading.Event()
@@ -269,7 +269,8 @@ class PahoTransport(_QueueReader):
     def start(self) -> None:
         """Connect in the background and wait up to ``connect_timeout`` for the subscription.
 
-        Falls back to MQTT 3.1.1 when the broker refuses MQTT 5 as unsupported (amqtt).
+        Falls back to MQTT 3.1.1 when the broker answers CONNACK "unsupported protocol
+        version" (amqtt instead chokes on MQTT 5 CONNECT properties: use 3.1.1 for it).
         Raises ``TransportError`` when the broker refuses the connection or subscription;
         if it is unreachable, returns and keeps retrying with backoff.
         """
@@ -282,7 +283,11 @@ class PahoTransport(_QueueReader):
             self._client = client = self._make_client()
             client.loop_start()
             if not self._connack.wait(self._connect_timeout):
-                log.warning("no answer from %s yet; retrying in the background", self._where)
+                log.warning(
+                    "no CONNACK from %s yet; retrying in the background (a 3.1.1-only broker"
+                    " that hangs on MQTT 5, such as amqtt, needs ?protocol=3.1.1)",
+                    self._where,
+                )
                 return
             if self._refusal is None:
                 self._ready.wait(self._connect_timeout)
@@ -306,16 +311,17 @@ class PahoTransport(_QueueReader):
         self._shutdown(clean=False)
 
     def ack(self, msg: InboundMessage) -> bool:
-        """PUBACK ``msg`` on the connection it came on; False (and no packet) otherwise."""
+        """PUBACK ``msg`` on the connection it came on, once; False (and no packet) otherwise."""
         if msg.qos == 0:
             return True
         with self._lock:
             client = self._client
             current = self._connected and msg.epoch == self._epoch
-            if client is None or not current or msg.mid not in self._unacked:
+            # Equality, not just the id: a repeated ack must not PUBACK a reused packet id.
+            if client is None or not current or self._unacked.get(msg.mid) != msg:
                 self.stale_acks += 1
                 return False
-            self._unacked.discard(msg.mid)
+            del self._unacked[msg.mid]
             rc = client.ack(msg.mid, msg.qos)
         return rc is MQTTErrorCode.MQTT_ERR_SUCCESS
 
@@ -442,7 +448,7 @@ class PahoTransport(_QueueReader):
         )
         if msg.qos > 0:
             with self._lock:
-                self._unacked.add(msg.mid)
+                self._unacked[msg.mid] = msg
         while not self._stopping.is_set():
             try:
                 self._queue.put(msg, timeout=0.2)

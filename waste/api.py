@@ -16,9 +16,13 @@ from waste.config import Settings
 from waste.db import make_engine, make_session_factory
 from waste.ledger.router import router as log_router
 from waste.ledger.service import CheckpointPublisher, load_or_create_log_key
+from waste.manifests.query_router import public_router as public_manifests_router
+from waste.manifests.query_router import router as manifest_queries_router
 from waste.manifests.router import router as manifests_router
 from waste.migrate import ensure_schema
 from waste.registry.router import router as registry_router
+from waste.webhooks.router import router as webhooks_router
+from waste.webhooks.worker import WebhookWorker
 
 DESCRIPTION = """
 Chain of custody for solid and hazardous waste.
@@ -54,10 +58,15 @@ def create_app(
         )
         if on_startup is not None:
             on_startup(app)
+        webhooks = app.state.webhooks = WebhookWorker(  # on_startup may set webhook_transport
+            app.state.session_factory, transport=getattr(app.state, "webhook_transport", None)
+        )
         publisher.start()
+        webhooks.start()
         try:
             yield
         finally:
+            webhooks.stop()
             publisher.stop()
             if own_engine:
                 db.dispose()
@@ -73,6 +82,9 @@ def create_app(
     app.include_router(auth_router)
     app.include_router(registry_router)
     app.include_router(manifests_router)
+    app.include_router(manifest_queries_router)
+    app.include_router(public_manifests_router)
+    app.include_router(webhooks_router)
     app.include_router(log_router)
     _add_health(app)
     return app

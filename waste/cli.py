@@ -10,12 +10,16 @@ import typer
 
 from waste.config import Settings
 from waste.errors import WasteError
+from waste.ledger.cli import audit_app
+from waste.manifests.cli import app as manifest_app
 
 app = typer.Typer(help="Chain of custody for solid and hazardous waste.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 keys_app = typer.Typer(help="Ed25519 keys for parties and devices.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.add_typer(manifest_app, name="manifest")
 
 
 def _settings() -> Settings:
@@ -65,6 +69,23 @@ def demo(
     settings.port = port
     typer.echo(f"API docs: {settings.base_url}/docs   (Ctrl-C stops)")
     uvicorn.run(create_app(settings, on_startup=load_into_app), host=settings.host, port=port)
+
+
+@app.command()
+def gateway(
+    client_id: Annotated[
+        str | None, typer.Option(help="MQTT client id (each gateway process its own)")
+    ] = None,
+) -> None:
+    """Run the MQTT gateway: verify, store and seal device telemetry until SIGINT/SIGTERM."""
+    import logging
+
+    from gateway.service import run
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    raise typer.Exit(run(_settings(), client_id=client_id))
 
 
 @db_app.command("upgrade")

@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     public_base_url: str = Field(
         default="", description="Base URL printed on manifests' QR codes; default host:port."
     )
+    gateway_metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Gateway /metrics and /healthz port; 0: off."
+    )
+    gateway_batch_fixes: int = Field(default=1000, ge=1, le=100_000)
+    gateway_batch_interval_s: float = Field(default=0.2, gt=0, le=60)
+    leg_seal_grace_s: float = Field(
+        default=600.0, ge=0, description="Wait after a leg closes before sealing its telemetry."
+    )
 
     @field_validator("admin_token")
     @classmethod

@@ -17,7 +17,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -88,10 +88,12 @@ class Envelope:
     body: EventBody
     signatures: tuple[Signature, ...]
     body_json: Mapping[str, Any]
+    body_bytes: bytes = field(default=b"", repr=False, compare=False)
+    """``JCS(body)``, computed once by ``parse_envelope`` (empty: compute when needed)."""
 
     def event_hash(self) -> str:
         """``hex(SHA-256(JCS(body)))`` of this envelope's body."""
-        return event_hash(self.body_json)
+        return hashlib.sha256(signed_bytes(self)).hexdigest()
 
     def to_json(self) -> dict[str, Any]:
         """The envelope as a JSON object, body exactly as received."""
@@ -108,7 +110,7 @@ def event_hash(body_json: Mapping[str, Any]) -> str:
 
 def signed_bytes(envelope: Envelope) -> bytes:
     """The exact bytes every signature of ``envelope`` is over: ``JCS(body)``."""
-    return canonical_bytes(envelope.body_json)
+    return envelope.body_bytes or canonical_bytes(envelope.body_json)
 
 
 def parse_envelope(obj: Any) -> Envelope:
@@ -124,13 +126,15 @@ def parse_envelope(obj: Any) -> Envelope:
     body = _parse_body(body_json)
     # Refuse a body whose hash could not be computed the same way by every party.
     try:
-        canonical_bytes(body_json)
+        body_bytes = canonical_bytes(body_json)
     except CanonicalJSONError as exc:
         where = "body" if exc.field is None else f"body.{exc.field}"
         raise CanonicalJSONError(exc.detail.replace("$", "body", 1), field=where) from exc
     signatures = _parse_signatures(obj["signatures"])
     frozen = copy.deepcopy(dict(body_json))
-    return Envelope(body=body, signatures=signatures, body_json=MappingProxyType(frozen))
+    return Envelope(
+        body=body, signatures=signatures, body_json=MappingProxyType(frozen), body_bytes=body_bytes
+    )
 
 
 def check_signatures(envelope: Envelope, lookup: KeyLookup, at: datetime) -> dict[str, str]:

@@ -87,8 +87,7 @@ def inclusion(
     if leaf_hash is not None:
         index = store.index_of_leaf(_hash_param(leaf_hash))
     assert index is not None
-    hashes = store.inclusion_proof(index, size)
-    leaf = store.entry(index).leaf_hash
+    leaf, hashes = store.inclusion(index, size)
     return InclusionOut(
         index=index, size=size, leaf_hash=b64encode(leaf), hashes=[b64encode(h) for h in hashes]
     )

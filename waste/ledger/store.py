@@ -10,11 +10,11 @@ the lock when the size is ``n``, and the lock is released only by commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.orm import Session, SessionTransaction
 
 from waste.errors import Invalid, NotFound
 from waste.ledger import merkle
@@ -22,6 +22,8 @@ from waste.ledger.canonical import canonical_bytes
 from waste.ledger.models import LogEntry, LogHead, LogNode
 
 HEAD_ID = 1
+_PLACEHOLDER = bytes(32)
+_T = TypeVar("_T")
 
 
 class LogStore:
@@ -30,6 +32,7 @@ class LogStore:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._nodes: dict[tuple[int, int], bytes] = {}
+        self._locked: tuple[SessionTransaction | None, int] | None = None
 
     def size(self) -> int:
         """The number of leaves committed (as this transaction sees it)."""
@@ -41,20 +44,26 @@ class LogStore:
         size = self._session.scalar(query)
         if size is None:
             raise RuntimeError("log_head row is missing: the schema was not migrated")
+        # The row stays locked, and this size current, until this transaction ends.
+        self._locked = (self._session.get_transaction(), int(size))
         return int(size)
 
     def append(self, *, kind: str, subject: str | None, entry: dict[str, Any]) -> tuple[int, bytes]:
-        """Append one entry under the lock; return (leaf index, leaf hash). Call ``lock`` first."""
-        index = self.lock()
+        """Append one entry under the lock (taken here unless held); return (index, leaf)."""
         data = canonical_bytes(entry)
+        transaction, index = self._locked or (None, 0)
+        if transaction is None or transaction is not self._session.get_transaction():
+            index = self.lock()
         leaf = merkle.leaf_hash(data)
         self._session.add(
             LogEntry(leaf_index=index, kind=kind, subject=subject, entry=data, leaf_hash=leaf)
         )
-        for level, idx, digest in merkle.nodes_completed_by_append(index, leaf, self.node):
+        completed = self._with_nodes(lambda get: merkle.nodes_completed_by_append(index, leaf, get))
+        for level, idx, digest in completed:
             self._nodes[(level, idx)] = digest
             self._session.add(LogNode(level=level, idx=idx, hash=digest))
         self._session.execute(update(LogHead).where(LogHead.id == HEAD_ID).values(size=index + 1))
+        self._locked = (self._session.get_transaction(), index + 1)
         return index, leaf
 
     def node(self, level: int, idx: int) -> bytes:
@@ -74,21 +83,48 @@ class LogStore:
     def root(self, size: int) -> bytes:
         """The root hash of the tree of the first ``size`` leaves."""
         self._check_size(size)
-        return merkle.root_hash(size, self.node)
+        return self._with_nodes(lambda get: merkle.root_hash(size, get))
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """The RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size``."""
         self._check_size(size)
         if not 0 <= index < size:
             raise Invalid(f"index must be in [0, {size})", field="index")
-        return merkle.inclusion_proof(index, size, self.node)
+        return self._with_nodes(lambda get: merkle.inclusion_proof(index, size, get))
 
     def consistency_proof(self, old: int, new: int) -> list[bytes]:
         """The RFC 9162 consistency proof from size ``old`` to size ``new``."""
         self._check_size(new)
         if not 0 <= old <= new:
             raise Invalid(f"old must be in [0, {new}]", field="old")
-        return merkle.consistency_proof(old, new, self.node)
+        return self._with_nodes(lambda get: merkle.consistency_proof(old, new, get))
+
+    def inclusion(self, index: int, size: int) -> tuple[bytes, list[bytes]]:
+        """Leaf ``index``'s hash (node (0, index)) and its inclusion proof, in one node query."""
+        self._check_size(size)
+        if not 0 <= index < size:
+            raise Invalid(f"index must be in [0, {size})", field="index")
+        return self._with_nodes(
+            lambda get: (get(0, index), merkle.inclusion_proof(index, size, get))
+        )
+
+    def _with_nodes(self, compute: Callable[[merkle.GetNode], _T]) -> _T:
+        """Run ``compute`` once to learn which nodes it reads, fetch them in one query, run it."""
+        wanted: list[tuple[int, int]] = []
+
+        def record(level: int, idx: int) -> bytes:
+            if (level, idx) not in self._nodes:
+                wanted.append((level, idx))
+            return _PLACEHOLDER
+
+        compute(record)
+        if wanted:
+            query = select(LogNode.level, LogNode.idx, LogNode.hash).where(
+                tuple_(LogNode.level, LogNode.idx).in_(wanted)
+            )
+            for level, idx, digest in self._session.execute(query):
+                self._nodes[(int(level), int(idx))] = bytes(digest)
+        return compute(self.node)
 
     def entry(self, index: int) -> LogEntry:
         """One leaf's entry."""

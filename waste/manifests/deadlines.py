@@ -9,6 +9,7 @@ after the day it was received.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from enum import StrEnum
@@ -108,3 +109,22 @@ def overdue(
     if now <= due:
         return None
     return OverdueFlag(kind, custody.manifest_id, due, now - due)
+
+
+def overdue_batch(
+    custodies: Iterable[Custody],
+    now: datetime,
+    *,
+    holidays: frozenset[date] = frozenset(),
+    extra_working_days: frozenset[date] = frozenset(),
+    tz: tzinfo = CHINA_STANDARD_TIME,
+) -> list[OverdueFlag]:
+    """Every missed deadline among ``custodies`` at ``now``, the latest first (for alert sweeps)."""
+    flags: list[OverdueFlag] = []
+    for custody in custodies:
+        flag = overdue(
+            custody, now, holidays=holidays, extra_working_days=extra_working_days, tz=tz
+        )
+        if flag is not None:
+            flags.append(flag)
+    return sorted(flags, key=lambda f: (-f.late_by.total_seconds(), f.manifest_id))

@@ -41,7 +41,7 @@ class ManifestParty(Base):
     __tablename__ = "manifest_parties"
 
     manifest_id: Mapped[str] = mapped_column(ForeignKey("manifests.id"), primary_key=True)
-    party_id: Mapped[str] = mapped_column(ForeignKey("parties.id"), primary_key=True)
+    party_id: Mapped[str] = mapped_column(ForeignKey("parties.id"), primary_key=True, index=True)
     role: Mapped[str] = mapped_column(String(20), primary_key=True)
 
 

@@ -27,7 +27,9 @@ from waste.manifests.models import Manifest, ManifestParty, ManifestSerial
 from waste.registry.domain import Role
 from waste.registry.models import Party
 from waste.registry.service import key_records
+from waste.telemetry.legs import sync_legs
 from waste.uow import UnitOfWork
+from waste.webhooks import outbox
 
 GENESIS = "0" * 64
 
@@ -133,6 +135,15 @@ def _accept(
         manifest = _new_manifest(uow=uow, custody=updated, now=now)
     _update_manifest(
         uow=uow, manifest=manifest, custody=updated, seq=body.seq, head=event_hash, now=now
+    )
+    sync_legs(uow=uow, custody=updated, now=now)  # same transaction: trip legs and bindings
+    outbox.enqueue_custody_event(  # same transaction: webhooks for exactly the accepted events
+        uow=uow,
+        custody=updated,
+        number=manifest.number,
+        event_hash=event_hash,
+        leaf_index=leaf_index,
+        now=now,
     )
     uow.flush()
     uow.commit()

@@ -1,0 +1,180 @@
+"""``waste gateway``: one gateway process, wired from settings, run until SIGINT/SIGTERM.
+
+Broker (``WASTE_MQTT_URL``):
+
+- ``mqtt://…`` / ``mqtts://…``: a real broker. Unless the URL names a ``share_group``,
+  the gateway subscribes as a member of the MQTT 5 shared subscription group
+  ``waste-gateway``, so several processes share the load; each needs its own client
+  id (``?client_id=`` or ``waste gateway --client-id``), kept across restarts so its
+  persistent session, and the messages unacknowledged in it, are resumed.
+- ``embedded://`` starts the in-process broker (amqtt: MQTT 3.1.1, no shared
+  subscriptions, so one gateway) on 127.0.0.1:1884 (``EMBEDDED_PORT``, chosen not to
+  collide with a system Mosquitto on 1883); ``embedded://127.0.0.1:PORT`` picks
+  another port. Devices connect to it like to any broker.
+
+Shutdown: stop taking messages, commit and acknowledge the batch in hand, stop the
+sealer, disconnect cleanly, stop the embedded broker. Metrics and health are served
+on ``WASTE_HOST:WASTE_GATEWAY_METRICS_PORT`` (``/metrics``, ``/healthz``; port 0: off).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import timedelta
+from types import FrameType
+
+from sqlalchemy import Engine
+
+from gateway.broker import BrokerConfig, EmbeddedBroker
+from gateway.directory import DeviceDirectory
+from gateway.ingest import IngestConfig, Ingestor, TrackConsumer
+from gateway.metrics import GatewayMetrics, MetricsServer
+from gateway.sealer import Sealer
+from gateway.transport import PahoTransport, TransportError
+from waste.config import Settings
+from waste.db import make_engine, make_session_factory
+from waste.migrate import ensure_schema
+
+__all__ = ["EMBEDDED_PORT", "SHARE_GROUP", "Gateway", "broker_config", "run"]
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_PORT = 1884
+SHARE_GROUP = "waste-gateway"
+
+
+def broker_config(settings: Settings, *, client_id: str | None = None) -> BrokerConfig:
+    """The broker to use: the URL's, plus the default embedded port or share group."""
+    config = BrokerConfig.from_url(settings.mqtt_url)
+    if client_id:
+        config = replace(config, client_id=client_id)
+    if config.embedded:
+        return config if config.port else config.with_port(EMBEDDED_PORT)
+    return config if config.share_group else replace(config, share_group=SHARE_GROUP)
+
+
+class Gateway:
+    """The parts of one gateway process: broker link, ingest, sealer, metrics."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client_id: str | None = None,
+        engine: Engine | None = None,
+        consumers: Sequence[TrackConsumer] = (),
+    ) -> None:
+        self.settings = settings
+        self.broker = broker_config(settings, client_id=client_id)
+        self._own_engine = engine is None
+        self.engine = engine or make_engine(settings.resolved_database_url)
+        self.metrics = GatewayMetrics()
+        self._consumers = consumers
+        self.embedded: EmbeddedBroker | None = None
+        self.server: MetricsServer | None = None
+        self.transport: PahoTransport | None = None
+        self.ingestor: Ingestor | None = None
+        self.sealer: Sealer | None = None
+
+    def start(self) -> None:
+        """Migrate (if allowed), start the broker if embedded, connect, serve metrics."""
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        ensure_schema(self.engine, auto_migrate=s.auto_migrate)
+        factory = make_session_factory(self.engine)
+        if self.broker.embedded:
+            self.embedded = EmbeddedBroker(self.broker.port, host=self.broker.host)
+            try:
+                self.embedded.start()
+            except RuntimeError as exc:  # e.g. the port is taken: another gateway runs
+                self.embedded = None
+                raise TransportError(str(exc)) from exc
+        self.transport = PahoTransport(self.broker)
+        self.ingestor = Ingestor(
+            transport=self.transport,
+            session_factory=factory,
+            lookup_device=DeviceDirectory(factory).lookup,
+            metrics=self.metrics,
+            config=IngestConfig(
+                batch_fixes=s.gateway_batch_fixes, batch_interval_s=s.gateway_batch_interval_s
+            ),
+            consumers=self._consumers,
+        )
+        grace = timedelta(seconds=s.leg_seal_grace_s)
+        interval = min(5.0, max(0.2, s.leg_seal_grace_s / 4))
+        self.sealer = Sealer(factory, grace=grace, interval_s=interval, metrics=self.metrics)
+        if s.gateway_metrics_port:
+            self.server = MetricsServer(
+                self.metrics, self.ingestor.health, s.host, s.gateway_metrics_port
+            )
+            self.server.start()
+        self.transport.start()
+        self.sealer.start()
+        log.info("gateway connected to %s", self.broker.redacted())
+
+    def run(self, stop: threading.Event) -> None:
+        """Ingest until ``stop`` is set."""
+        if self.ingestor is None:
+            raise RuntimeError("gateway not started")
+        self.ingestor.run(stop)
+
+    def close(self) -> None:
+        """Stop everything started, in reverse order."""
+        if self.sealer is not None:
+            self.sealer.stop()
+        if self.transport is not None:
+            self.transport.stop()
+        if self.server is not None:
+            self.server.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+        if self._own_engine:
+            self.engine.dispose()
+
+
+@contextmanager
+def _signals_set(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop`` (when called on the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        """Ask the loop to stop."""
+        log.info("signal %d: shutting down", signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run(
+    settings: Settings, *, client_id: str | None = None, stop: threading.Event | None = None
+) -> int:
+    """Run a gateway until SIGINT/SIGTERM (or ``stop``); the process exit code."""
+    stop = stop or threading.Event()
+    try:
+        gateway = Gateway(settings, client_id=client_id)
+    except ValueError as exc:
+        log.error("bad gateway settings: %s", exc)
+        return 2
+    with _signals_set(stop):
+        try:
+            gateway.start()
+            gateway.run(stop)
+        except TransportError as exc:
+            log.error("%s", exc)
+            return 2
+        finally:
+            gateway.close()
+    log.info("gateway stopped")
+    return 0

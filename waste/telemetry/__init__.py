@@ -1,0 +1,1 @@
+"""Device telemetry: accepted messages, fixes, e-lock events, presence, trip legs and seals."""

@@ -1,0 +1,1 @@
+"""Webhooks: a transactional outbox, subscriptions, and signed delivery (Standard Webhooks)."""
