@@ -1,4 +1,9 @@
-"""A real ``waste serve`` process on 127.0.0.1, and HTTP load against it (for bench/ledger.py)."""
+"""Real API servers on 127.0.0.1, and load against them or the use cases (for bench/ledger.py).
+
+One worker is ``waste serve`` itself; N workers are uvicorn's multi-process mode
+over the same ``create_app(Settings())`` (``app_from_env``), with the schema
+migrated and the log key made once beforehand, as a deployment would.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +22,27 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.world import World
+from waste.api import create_app
+from waste.auth.tokens import Principal
 from waste.clock import utcnow
+from waste.config import Settings
+from waste.db import make_engine
+from waste.errors import WasteError
+from waste.ledger.canonical import loads_strict
 from waste.ledger.envelope import GENESIS_PREV_HASH, event_hash, make_body, sign_body
+from waste.ledger.service import load_or_create_log_key
+from waste.manifests import service
+from waste.migrate import upgrade
+from waste.uow import UnitOfWork
 
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef-0123456789"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -49,9 +67,22 @@ def fresh_database(admin_url: str, tag: str) -> Iterator[str]:
         admin.dispose()
 
 
+def app_from_env() -> FastAPI:
+    """The API from ``WASTE_*`` settings: uvicorn's factory in every worker process."""
+    return create_app(Settings())
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running API: its base URL and the pid of its (parent) process."""
+
+    base: str
+    pid: int
+
+
 @contextmanager
-def server(database_url: str, data_dir: Path) -> Iterator[str]:
-    """``waste serve`` (uvicorn, one process) on a free loopback port; yields its base URL."""
+def server(database_url: str, data_dir: Path, workers: int = 1) -> Iterator[Server]:
+    """The API on a free loopback port in ``workers`` processes."""
     port = free_port()
     env = {
         **os.environ,
@@ -63,6 +94,17 @@ def server(database_url: str, data_dir: Path) -> Iterator[str]:
         "WASTE_AUTO_MIGRATE": "true",
     }
     command = [sys.executable, "-c", "from waste.cli import main; main()", "serve"]
+    if workers > 1:  # migrate and make the log key once, not racing in every worker
+        engine = make_engine(database_url)
+        upgrade(engine)
+        engine.dispose()
+        settings = Settings(data_dir=data_dir, database_url=database_url)
+        load_or_create_log_key(settings.resolved_log_key_path, settings.log_origin)
+        env["WASTE_AUTO_MIGRATE"] = "false"
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "bench")])
+        command = [sys.executable, "-m", "uvicorn", "--factory", "ledger_http:app_from_env"]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        command += ["--log-level", "warning"]
     log = (data_dir / "server.log").open("wb")
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -79,7 +121,7 @@ def server(database_url: str, data_dir: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError("the server did not become ready in 120 s")
             time.sleep(0.2)
-        yield base
+        yield Server(base, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -114,16 +156,21 @@ class Load:
 
 def run_clients(base: str, clients: int, work: Callable[[httpx.Client, int, Load], None]) -> Load:
     """Run ``work(http, client_number, load)`` in ``clients`` threads, each its own connection."""
-    load = Load()
-    start = threading.Barrier(clients + 1)
 
-    def client(n: int) -> None:
+    def client(n: int, load: Load, start: threading.Barrier) -> None:
         with httpx.Client(base_url=base, timeout=60) as http:
             http.get("/healthz")
             start.wait()
             work(http, n, load)
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    return run_threads(clients, client)
+
+
+def run_threads(clients: int, client: Callable[[int, Load, threading.Barrier], None]) -> Load:
+    """Run ``client(n, load, start)`` in ``clients`` threads; time from the common start."""
+    load = Load()
+    start = threading.Barrier(clients + 1)
+    threads = [threading.Thread(target=client, args=(n, load, start)) for n in range(clients)]
     for t in threads:
         t.start()
     start.wait()
@@ -211,6 +258,51 @@ def post_chains(
     return work
 
 
+def service_chains(
+    factory: sessionmaker[Session],
+    principals: dict[str, Principal],
+    chains: list[list[tuple[str, str, bytes]]],
+    clients: int,
+) -> Callable[[int, Load, threading.Barrier], None]:
+    """Work for ``run_threads``: like ``post_chains``, through the use cases (no HTTP, no auth).
+
+    Each envelope is parsed from its JSON bytes and signature-checked by the use
+    case, in its own unit of work that commits, exactly as the route does.
+    """
+
+    def work(n: int, load: Load, start: threading.Barrier) -> None:
+        start.wait()
+        for chain in chains[n::clients]:
+            for path, token, body in chain:
+                began = time.perf_counter()
+                try:
+                    envelope = loads_strict(body)
+                    with UnitOfWork(factory) as uow:
+                        if path == "/v1/manifests":
+                            service.file_manifest(
+                                uow=uow, principal=principals[token], envelope=envelope
+                            )
+                        else:
+                            mid = path.split("/")[3]
+                            service.append_event(
+                                uow=uow,
+                                principal=principals[token],
+                                manifest_id=mid,
+                                envelope=envelope,
+                            )
+                except WasteError as exc:
+                    load.failures += 1
+                    load.sample_error = load.sample_error or f"{exc.status} {exc.detail}"
+                    break
+                except Exception as exc:  # what the API would answer with a 500
+                    load.failures += 1
+                    load.sample_error = load.sample_error or f"500 {exc!r}"[:200]
+                    break
+                load.latencies.append(time.perf_counter() - began)
+
+    return work
+
+
 def fetch_proofs(size: int, seconds: float) -> Callable[[httpx.Client, int, Load], None]:
     """Work for ``run_clients``: random inclusion proofs in the tree of ``size`` for ``seconds``."""
     import random
@@ -231,8 +323,8 @@ def fetch_proofs(size: int, seconds: float) -> Callable[[httpx.Client, int, Load
     return work
 
 
-def tree_rss_kib(pid: int) -> int:
-    """Resident memory (KiB) of a process and all its descendants, from /proc."""
+def tree_pids(pid: int) -> list[int]:
+    """A process and all its descendants, from /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -242,10 +334,18 @@ def tree_rss_kib(pid: int) -> int:
                 continue
             parent = int(stat.rsplit(")", 1)[1].split()[1])
             children.setdefault(parent, []).append(int(entry))
-    total, todo = 0, [pid]
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
+        found.append(current)
         todo += children.get(current, [])
+    return found
+
+
+def tree_rss_kib(pid: int) -> int:
+    """Resident memory (KiB) of a process and all its descendants, from /proc."""
+    total = 0
+    for current in tree_pids(pid):
         try:
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):

@@ -30,6 +30,7 @@ from waste.errors import Invalid
 
 __all__ = [
     "ALARM_BITS",
+    "MAX_FRAME_BYTES",
     "MSG_LOCATION",
     "STATUS_BITS",
     "Frame",
@@ -48,6 +49,9 @@ __all__ = [
 
 FLAG, ESC = 0x7E, 0x7D
 MSG_LOCATION = 0x0200
+MAX_FRAME_BYTES = 2 + 2 * (21 + 0x03FF + 1)
+"""The longest possible frame: flags, and a 2019 subpackaged header, a 1023-byte body
+and the check code with every byte escaped. Longer input is refused before any work."""
 CHINA_TIME = timezone(timedelta(hours=8))
 
 # fmt: off
@@ -191,6 +195,8 @@ def decode_frame(data: bytes) -> Frame:
     """Unframe, unescape, check and split one frame (flags included)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise JT808Error(f"a frame is bytes, not {type(data).__name__}")
+    if len(data) > MAX_FRAME_BYTES:
+        raise JT808Error(f"a frame is at most {MAX_FRAME_BYTES} bytes, not {len(data)}")
     data = bytes(data)
     if len(data) < 2 or data[0] != FLAG or data[-1] != FLAG:
         raise JT808Error("a frame starts and ends with 0x7e")
@@ -396,7 +402,12 @@ def encode_location(
 
 
 def split_stream(buffer: bytes) -> tuple[list[bytes], bytes]:
-    """Cut a TCP byte stream into whole frames (flags included) and the unfinished rest."""
+    """Cut a TCP byte stream into whole frames (flags included) and the unfinished rest.
+
+    An unfinished rest longer than ``MAX_FRAME_BYTES`` can never become a frame: it is
+    dropped (returned as ``b""``), so that a peer that never closes a frame cannot make
+    the caller's buffer grow without bound.
+    """
     frames: list[bytes] = []
     start = buffer.find(FLAG)
     if start < 0:
@@ -404,7 +415,8 @@ def split_stream(buffer: bytes) -> tuple[list[bytes], bytes]:
     while True:
         end = buffer.find(FLAG, start + 1)
         if end < 0:
-            return frames, buffer[start:]
+            rest = buffer[start:]
+            return frames, rest if len(rest) <= MAX_FRAME_BYTES else b""
         if end == start + 1:  # two flags back to back: the first closed a frame we never saw
             start = end
             continue

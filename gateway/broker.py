@@ -1,44 +1,40 @@
 """Which MQTT broker the gateway uses (``BrokerConfig``), and the embedded one.
 
-``EmbeddedBroker`` runs amqtt's broker on its own thread and asyncio loop, on
-127.0.0.1, so a newcomer needs nothing installed (``embedded://``). What amqtt
-0.12 does, established by experiment with paho-mqtt 2.2 (and by its source):
+``embedded://`` starts ``EmbeddedBroker`` on 127.0.0.1, so a newcomer needs nothing
+but Python. It is one of two brokers, and the log says which one runs:
 
-- MQTT 3.1.1 only. An MQTT 5 CONNECT gets CONNACK "unsupported protocol version";
-  ``embedded://`` therefore means 3.1.1, and ``PahoTransport`` falls back by itself.
-- No shared subscriptions: ``$share/g/filter`` is a literal filter that matches
-  nothing (two ``$share`` subscribers received 0 of 4 messages). One gateway process
-  per embedded broker.
-- Retained messages and will messages work (a will with retain is kept too).
-- Persistent sessions (clean_session=0) keep their subscriptions and the QoS 1
-  messages published while the client was away, but only for sessions amqtt does
-  not mark anonymous; its stock ``AnonymousAuthPlugin`` marks every session
-  anonymous and then keeps nothing, so this broker installs an accept-all plugin.
-  Messages queued for an absent client arrive with the retain flag set (amqtt bug).
-- Not at-least-once for a message in flight: amqtt waits 5 s for the PUBACK and
-  then forgets the message (a later PUBACK is "for unknown pending message"), and a
-  message delivered but unacknowledged when the connection drops is discarded, not
-  redelivered to the resumed session. A gateway that dies between receipt and
-  commit loses those messages. Good for development and demos; in production run
-  Mosquitto (or another MQTT 5 broker) and use ``mqtt://`` or ``mqtts://``.
-- In memory only: a restart loses sessions and retained messages. No TLS, no
-  authentication: anything that reaches 127.0.0.1 may publish.
+- **Mosquitto** (``gateway/_mosquitto.py``), when a ``mosquitto`` executable is on
+  PATH (or in /usr/sbin): a child process with a generated configuration in the data
+  directory (one listener on the embedded port, anonymous clients, persistence on in
+  ``<data_dir>/mosquitto`` when the gateway gives a data directory). MQTT 5, shared
+  subscriptions, retained and will messages, and at-least-once delivery: a message
+  delivered but not acknowledged is redelivered to the resumed session.
+- **amqtt** (``gateway/_amqtt.py``), in-process, when Mosquitto is absent: MQTT 3.1.1
+  only, no shared subscriptions, and it may lose a QoS 1 message in flight when the
+  gateway dies before acknowledging it (see that module). Development only.
+
+``?broker=mosquitto`` or ``?broker=amqtt`` on the ``embedded://`` URL picks one
+(default ``auto``). Either way there is no TLS and no authentication: it listens on
+the loopback interface for a local demo. In production run a real broker (Mosquitto,
+EMQX, …) and use ``mqtt://`` or ``mqtts://``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
-from concurrent.futures import Future
+import shutil
+import tempfile
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from gateway._amqtt import AmqttBroker
+from gateway._mosquitto import MosquittoProcess, find_mosquitto, mosquitto_version
 from gateway.topics import shared
 
-__all__ = ["BrokerConfig", "EmbeddedBroker", "MqttVersion"]
+__all__ = ["BrokerConfig", "EmbeddedBackend", "EmbeddedBroker", "MqttVersion", "find_mosquitto"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +44,7 @@ _WEEK = 7 * 24 * 3600
 _SCHEMES = {"mqtt": 1883, "mqtts": 8883, "embedded": 0}
 _PARAMS = frozenset(
     {"client_id", "keepalive", "protocol", "share_group", "session_expiry"}
-    | {"ca", "cert", "key", "insecure"}
+    | {"ca", "cert", "key", "insecure", "broker"}
 )
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True}
 _BOOLS |= {"0": False, "false": False, "no": False, "off": False}
@@ -59,6 +55,14 @@ class MqttVersion(StrEnum):
 
     V5 = "5"
     V311 = "3.1.1"
+
+
+class EmbeddedBackend(StrEnum):
+    """Which broker ``embedded://`` runs (``auto``: Mosquitto if installed, else amqtt)."""
+
+    AUTO = "auto"
+    MOSQUITTO = "mosquitto"
+    AMQTT = "amqtt"
 
 
 def _parse_version(text: str) -> MqttVersion:
@@ -94,6 +98,7 @@ class BrokerConfig:
     protocol: MqttVersion = MqttVersion.V5
     share_group: str | None = None
     session_expiry: int = _WEEK
+    embedded_backend: EmbeddedBackend = EmbeddedBackend.AUTO
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -116,18 +121,19 @@ class BrokerConfig:
             raise ValueError(f"session_expiry out of range: {self.session_expiry}")
         if self.share_group is not None:
             shared("x", self.share_group)  # validates the share name
-        if self.embedded and self.protocol is not MqttVersion.V311:
-            raise ValueError("the embedded broker (amqtt) speaks MQTT 3.1.1 only")
-        if self.embedded and (self.share_group or self.username or self.tls):
-            raise ValueError("the embedded broker takes no credentials, TLS or share group")
+        if self.embedded and (self.username or self.tls):
+            raise ValueError("the embedded broker takes no credentials or TLS")
+        if not self.embedded and self.embedded_backend is not EmbeddedBackend.AUTO:
+            raise ValueError("broker= (mosquitto or amqtt) is for embedded:// only")
 
     @classmethod
     def from_url(cls, url: str) -> BrokerConfig:
         """Parse ``mqtt://user:pass@host:1883``, ``mqtts://host:8883`` or ``embedded://``.
 
         Query parameters: ``client_id``, ``keepalive``, ``protocol`` (5 or 3.1.1),
-        ``share_group``, ``session_expiry`` (seconds), and for mqtts ``ca``, ``cert``,
-        ``key``, ``insecure``. Raises ``ValueError`` naming what is wrong.
+        ``share_group``, ``session_expiry`` (seconds), for mqtts ``ca``, ``cert``,
+        ``key``, ``insecure``, and for embedded ``broker`` (auto, mosquitto or amqtt).
+        Raises ``ValueError`` naming what is wrong.
         """
         shown = _redact(url)
         try:
@@ -152,7 +158,9 @@ class BrokerConfig:
         insecure = q.get("insecure", "false").lower()
         if insecure not in _BOOLS:
             raise ValueError(f"insecure must be true or false, got {insecure!r}")
-        default_protocol = "3.1.1" if embedded else "5"
+        backend = q.get("broker", "auto")
+        if backend not in {b.value for b in EmbeddedBackend}:
+            raise ValueError(f"broker must be auto, mosquitto or amqtt, got {backend[:20]!r}")
         try:
             return cls(
                 host=parts.hostname or "127.0.0.1",
@@ -167,9 +175,10 @@ class BrokerConfig:
                 embedded=embedded,
                 client_id=q.get("client_id", _DEFAULT_CLIENT_ID),
                 keepalive=_int("keepalive", q.get("keepalive", str(_DEFAULT_KEEPALIVE))),
-                protocol=_parse_version(q.get("protocol", default_protocol)),
+                protocol=_parse_version(q.get("protocol", "5")),
                 share_group=q.get("share_group") or None,
                 session_expiry=_int("session_expiry", q.get("session_expiry", str(_WEEK))),
+                embedded_backend=EmbeddedBackend(backend),
             )
         except ValueError as exc:
             raise ValueError(f"bad broker URL {shown!r}: {exc}") from None
@@ -193,21 +202,8 @@ def _redact(url: str) -> str:
     return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{tail}"
 
 
-def _accept_all_plugin() -> str:
-    """The dotted path of an amqtt auth plugin that accepts everyone, not as anonymous."""
-    if "_AcceptAll" not in globals():
-        from amqtt.plugins.base import BaseAuthPlugin
-
-        class _AcceptAll(BaseAuthPlugin):  # type: ignore[misc]
-            async def authenticate(self, *, session: Any) -> bool:
-                return True
-
-        globals()["_AcceptAll"] = _AcceptAll  # amqtt imports plugins by dotted path
-    return f"{__name__}._AcceptAll"
-
-
 class EmbeddedBroker:
-    """amqtt's MQTT 3.1.1 broker on a background thread with its own asyncio loop."""
+    """The broker of ``embedded://``: Mosquitto as a child process if installed, else amqtt."""
 
     def __init__(
         self,
@@ -216,15 +212,20 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         session_expiry: int = _WEEK,
         timeout: float = 10.0,
+        backend: EmbeddedBackend | str = EmbeddedBackend.AUTO,
+        data_dir: Path | None = None,
     ) -> None:
         self.host = host
         self._wanted_port = port
         self._session_expiry = session_expiry
         self._timeout = timeout
+        self._wanted = EmbeddedBackend(backend)
+        self._data_dir = data_dir
         self._port = 0
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._broker: Any = None
+        self._backend: EmbeddedBackend | None = None
+        self._mosquitto: MosquittoProcess | None = None
+        self._amqtt: AmqttBroker | None = None
+        self._scratch: Path | None = None
 
     @property
     def port(self) -> int:
@@ -232,50 +233,63 @@ class EmbeddedBroker:
         return self._port
 
     @property
+    def backend(self) -> EmbeddedBackend | None:
+        """Which broker runs: ``mosquitto`` or ``amqtt`` (None before ``start``)."""
+        return self._backend
+
+    @property
     def running(self) -> bool:
-        """Whether the broker thread is serving."""
-        return self._thread is not None and self._thread.is_alive()
+        """Whether the broker is serving."""
+        return (self._mosquitto is not None and self._mosquitto.running) or (
+            self._amqtt is not None and self._amqtt.running
+        )
+
+    def fit(self, config: BrokerConfig) -> BrokerConfig:
+        """``config`` for this running broker: its port, and MQTT 3.1.1 unshared on amqtt."""
+        if not self._port:
+            raise RuntimeError("embedded broker not started")
+        fixed: dict[str, Any] = {"host": self.host, "port": self._port, "embedded": True}
+        if self._backend is EmbeddedBackend.AMQTT:
+            if config.share_group:
+                log.info("amqtt has no shared subscriptions: not joining %r", config.share_group)
+            fixed |= {"protocol": MqttVersion.V311, "share_group": None}
+        return replace(config, **fixed)
 
     def config(self, **changes: Any) -> BrokerConfig:
         """A ``BrokerConfig`` for this running broker (``changes``: e.g. ``client_id``)."""
         if not self._port:
             raise RuntimeError("embedded broker not started")
-        fixed: dict[str, Any] = {"host": self.host, "port": self._port, "embedded": True}
-        return BrokerConfig(**{"protocol": MqttVersion.V311, **changes, **fixed})
+        return self.fit(BrokerConfig(**{**changes, "port": self._port, "embedded": True}))
 
     def start(self) -> int:
         """Start serving; returns the port (a free one unless a port was given)."""
-        if self._thread is not None:
+        if self._backend is not None:
             raise RuntimeError("embedded broker already started")
-        started: Future[int] = Future()
-        self._thread = threading.Thread(
-            target=self._serve, args=(started,), name="embedded-mqtt-broker", daemon=True
-        )
-        self._thread.start()
+        exe = find_mosquitto() if self._wanted is not EmbeddedBackend.AMQTT else None
+        if exe is None and self._wanted is EmbeddedBackend.MOSQUITTO:
+            raise RuntimeError("broker=mosquitto, but no mosquitto executable is on PATH")
+        where = f"{self.host}:{self._wanted_port}"
         try:
-            self._port = started.result(timeout=self._timeout)
+            if exe is not None:
+                self._port = self._start_mosquitto(exe)
+            else:
+                self._port = self._start_amqtt()
         except BaseException as exc:
             self.stop()
-            where = f"{self.host}:{self._wanted_port}"
             raise RuntimeError(f"embedded broker failed to start on {where}: {exc}") from exc
-        log.info("embedded MQTT broker listening on %s:%d", self.host, self._port)
         return self._port
 
     def stop(self) -> None:
-        """Shut the broker down and join its thread; a no-op if not started."""
-        thread, loop, broker = self._thread, self._loop, self._broker
-        self._thread = self._loop = self._broker = None
+        """Stop the broker (terminate → wait → kill for Mosquitto); a no-op if not started."""
+        mosquitto, amqtt, scratch = self._mosquitto, self._amqtt, self._scratch
+        self._mosquitto = self._amqtt = self._scratch = self._backend = None
         self._port = 0
-        if thread is None:
-            return
-        if loop is not None and broker is not None:
-            done = asyncio.run_coroutine_threadsafe(broker.shutdown(), loop)
-            try:
-                done.result(timeout=self._timeout)
-            except Exception:
-                log.exception("embedded broker did not shut down cleanly")
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(self._timeout)
+        if mosquitto is not None:
+            mosquitto.stop(self._timeout)
+        if amqtt is not None:
+            amqtt.stop()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()
@@ -284,36 +298,48 @@ class EmbeddedBroker:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _amqtt_config(self) -> dict[str, Any]:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return {
-            "listeners": {"default": {"type": "tcp", "bind": f"{host}:{self._wanted_port}"}},
-            "session_expiry_interval": self._session_expiry,
-            "plugins": {_accept_all_plugin(): {}},
-        }
+    def _start_mosquitto(self, exe: str) -> int:
+        if self._data_dir is not None:
+            workdir, persistence = self._data_dir / "mosquitto", True
+        else:
+            self._scratch = workdir = Path(tempfile.mkdtemp(prefix="waste-mosquitto-"))
+            persistence = False
+        self._backend = EmbeddedBackend.MOSQUITTO
+        self._mosquitto = MosquittoProcess(
+            workdir,
+            host=self.host,
+            port=self._wanted_port,
+            persistence=persistence,
+            session_expiry=self._session_expiry,
+            settings=["max_queued_messages 100000"],
+            exe=exe,
+        )
+        self._mosquitto.start(self._timeout)
+        port = self._mosquitto.port
+        log.info(
+            "embedded MQTT broker: Mosquitto %s (%s, pid %d) on %s:%d, MQTT 5, config %s",
+            mosquitto_version(exe),
+            exe,
+            self._mosquitto.proc.pid if self._mosquitto.proc else 0,
+            self.host,
+            port,
+            self._mosquitto.conf,
+        )
+        return port
 
-    def _serve(self, started: Future[int]) -> None:
-        from amqtt.broker import Broker
-
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            broker = Broker(self._amqtt_config(), loop=loop)
-            loop.run_until_complete(broker.start())
-            # amqtt has no public accessor for the bound port (needed when binding port 0).
-            port = int(broker._servers["default"].instance.sockets[0].getsockname()[1])
-        except BaseException as exc:
-            loop.close()
-            started.set_exception(exc)
-            return
-        self._loop, self._broker = loop, broker
-        started.set_result(port)
-        try:
-            loop.run_forever()
-        finally:
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+    def _start_amqtt(self) -> int:
+        self._backend = EmbeddedBackend.AMQTT
+        self._amqtt = AmqttBroker(
+            self.host, self._wanted_port, session_expiry=self._session_expiry, timeout=self._timeout
+        )
+        port = self._amqtt.start()
+        why = "broker=amqtt" if self._wanted is EmbeddedBackend.AMQTT else "mosquitto not found"
+        log.warning(
+            "embedded MQTT broker: amqtt (in-process, %s) on %s:%d: MQTT 3.1.1, no shared "
+            "subscriptions, may lose unacknowledged messages; install mosquitto for the "
+            "embedded broker, or use a real broker (mqtt://) in production",
+            why,
+            self.host,
+            port,
+        )
+        return port

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.metrics import GatewayMetrics
 from waste.clock import utcnow
-from waste.errors import Conflict
+from waste.errors import Conflict, Unavailable
 from waste.telemetry.models import LegSeal
 from waste.telemetry.sealing import due_legs, seal_leg
 from waste.uow import UnitOfWork
@@ -98,7 +98,11 @@ class Sealer:
         while not self._stop.wait(self._interval):
             try:
                 self.run_once()
-            except Exception:  # a database hiccup must not kill the sealer; logged, retried
+            except Unavailable as exc:  # an outage: one line per round, not a traceback
+                if self._metrics is not None:
+                    self._metrics.seal_errors.inc()
+                log.warning("sealing round failed (%s); retrying in %.1fs", exc, self._interval)
+            except Exception:  # a bug must not kill the sealer either; logged, retried
                 if self._metrics is not None:
                     self._metrics.seal_errors.inc()
                 log.exception("sealing round failed; retrying in %.1fs", self._interval)

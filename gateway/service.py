@@ -7,10 +7,12 @@ Broker (``WASTE_MQTT_URL``):
   ``waste-gateway``, so several processes share the load; each needs its own client
   id (``?client_id=`` or ``waste gateway --client-id``), kept across restarts so its
   persistent session, and the messages unacknowledged in it, are resumed.
-- ``embedded://`` starts the in-process broker (amqtt: MQTT 3.1.1, no shared
-  subscriptions, so one gateway) on 127.0.0.1:1884 (``EMBEDDED_PORT``, chosen not to
-  collide with a system Mosquitto on 1883); ``embedded://127.0.0.1:PORT`` picks
-  another port. Devices connect to it like to any broker.
+- ``embedded://`` starts the embedded broker (``gateway/broker.py``: Mosquitto as a
+  child process when installed, its data in ``<data_dir>/mosquitto``; else amqtt
+  in-process, MQTT 3.1.1 and one gateway only) on 127.0.0.1:1884 (``EMBEDDED_PORT``,
+  chosen not to collide with a system Mosquitto on 1883); ``embedded://127.0.0.1:PORT``
+  picks another port. Devices connect to it like to any broker, and on Mosquitto more
+  gateways may join with ``mqtt://127.0.0.1:1884?client_id=…``.
 
 Shutdown: stop taking messages, commit and acknowledge the batch in hand, stop the
 sealer, disconnect cleanly, stop the embedded broker. Metrics and health are served
@@ -36,6 +38,8 @@ from gateway.ingest import IngestConfig, Ingestor, TrackConsumer
 from gateway.metrics import GatewayMetrics, MetricsServer
 from gateway.sealer import Sealer
 from gateway.transport import PahoTransport, TransportError
+from waste.alerts.thresholds import ThresholdBook, configure
+from waste.alerts.worker import AlertDetector, AlertWorker
 from waste.config import Settings
 from waste.db import make_engine, make_session_factory
 from waste.migrate import ensure_schema
@@ -45,21 +49,29 @@ __all__ = ["EMBEDDED_PORT", "SHARE_GROUP", "Gateway", "broker_config", "run"]
 log = logging.getLogger(__name__)
 
 EMBEDDED_PORT = 1884
-SHARE_GROUP = "waste-gateway"
+SHARE_GROUP = "waste-gateway"  # the default of Settings.gateway_share_group
 
 
 def broker_config(settings: Settings, *, client_id: str | None = None) -> BrokerConfig:
-    """The broker to use: the URL's, plus the default embedded port or share group."""
+    """The broker to use: the URL's, plus the default embedded port and share group.
+
+    The URL's ``share_group`` wins, then ``WASTE_GATEWAY_SHARE_GROUP``; empty means a
+    plain subscription (one gateway), which Mosquitto restores from persistence after
+    a restart; before 2.0.12 it does not restore shared ones, and drops what devices
+    publish until the gateway has subscribed again.
+    """
     config = BrokerConfig.from_url(settings.mqtt_url)
     if client_id:
         config = replace(config, client_id=client_id)
-    if config.embedded:
-        return config if config.port else config.with_port(EMBEDDED_PORT)
-    return config if config.share_group else replace(config, share_group=SHARE_GROUP)
+    if config.embedded and not config.port:
+        config = config.with_port(EMBEDDED_PORT)
+    if config.share_group:
+        return config
+    return replace(config, share_group=settings.gateway_share_group or None)
 
 
 class Gateway:
-    """The parts of one gateway process: broker link, ingest, sealer, metrics."""
+    """The parts of one gateway process: broker link, ingest, sealer, alerts, metrics."""
 
     def __init__(
         self,
@@ -68,8 +80,10 @@ class Gateway:
         client_id: str | None = None,
         engine: Engine | None = None,
         consumers: Sequence[TrackConsumer] = (),
+        alerts: bool = True,
     ) -> None:
         self.settings = settings
+        self._alerts = alerts
         self.broker = broker_config(settings, client_id=client_id)
         self._own_engine = engine is None
         self.engine = engine or make_engine(settings.resolved_database_url)
@@ -80,6 +94,7 @@ class Gateway:
         self.transport: PahoTransport | None = None
         self.ingestor: Ingestor | None = None
         self.sealer: Sealer | None = None
+        self.alert_worker: AlertWorker | None = None
 
     def start(self) -> None:
         """Migrate (if allowed), start the broker if embedded, connect, serve metrics."""
@@ -88,13 +103,32 @@ class Gateway:
         ensure_schema(self.engine, auto_migrate=s.auto_migrate)
         factory = make_session_factory(self.engine)
         if self.broker.embedded:
-            self.embedded = EmbeddedBroker(self.broker.port, host=self.broker.host)
+            self.embedded = EmbeddedBroker(
+                self.broker.port,
+                host=self.broker.host,
+                session_expiry=self.broker.session_expiry,
+                backend=self.broker.embedded_backend,
+                data_dir=s.data_dir,
+            )
             try:
                 self.embedded.start()
             except RuntimeError as exc:  # e.g. the port is taken: another gateway runs
                 self.embedded = None
                 raise TransportError(str(exc)) from exc
+            self.broker = self.embedded.fit(self.broker)  # amqtt: MQTT 3.1.1, unshared
         self.transport = PahoTransport(self.broker)
+        consumers = list(self._consumers)
+        if self._alerts:  # alert detection on every commit, sweeps and publishing beside
+            book = ThresholdBook.parse(s.alert_thresholds)
+            configure(book)
+            consumers.append(AlertDetector(factory, book=book, transport=self.transport))
+            self.alert_worker = AlertWorker(
+                factory,
+                self.transport,
+                book=book,
+                interval_s=min(1.0, s.alert_sweep_interval_s),
+                sweep_interval_s=s.alert_sweep_interval_s,
+            )
         self.ingestor = Ingestor(
             transport=self.transport,
             session_factory=factory,
@@ -103,7 +137,7 @@ class Gateway:
             config=IngestConfig(
                 batch_fixes=s.gateway_batch_fixes, batch_interval_s=s.gateway_batch_interval_s
             ),
-            consumers=self._consumers,
+            consumers=consumers,
         )
         grace = timedelta(seconds=s.leg_seal_grace_s)
         interval = min(5.0, max(0.2, s.leg_seal_grace_s / 4))
@@ -115,6 +149,8 @@ class Gateway:
             self.server.start()
         self.transport.start()
         self.sealer.start()
+        if self.alert_worker is not None:
+            self.alert_worker.start()
         log.info("gateway connected to %s", self.broker.redacted())
 
     def run(self, stop: threading.Event) -> None:
@@ -127,6 +163,8 @@ class Gateway:
         """Stop everything started, in reverse order."""
         if self.sealer is not None:
             self.sealer.stop()
+        if self.alert_worker is not None:
+            self.alert_worker.stop()
         if self.transport is not None:
             self.transport.stop()
         if self.server is not None:

@@ -11,8 +11,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
 from waste import __version__, problems
+from waste.alerts.router import router as alerts_router
+from waste.alerts.thresholds import ThresholdBook
+from waste.alerts.thresholds import configure as configure_alert_thresholds
 from waste.auth.router import router as auth_router
 from waste.config import Settings
+from waste.console import install as install_console
 from waste.db import make_engine, make_session_factory
 from waste.ledger.router import router as log_router
 from waste.ledger.service import CheckpointPublisher, load_or_create_log_key
@@ -48,6 +52,7 @@ def create_app(
         own_engine = engine is None
         db = engine or make_engine(settings.resolved_database_url)
         ensure_schema(db, auto_migrate=settings.auto_migrate)
+        configure_alert_thresholds(ThresholdBook.parse(settings.alert_thresholds))
         app.state.engine = db
         app.state.session_factory = make_session_factory(db)
         app.state.log_key = load_or_create_log_key(
@@ -86,6 +91,8 @@ def create_app(
     app.include_router(public_manifests_router)
     app.include_router(webhooks_router)
     app.include_router(log_router)
+    app.include_router(alerts_router)
+    install_console(app)
     _add_health(app)
     return app
 
@@ -109,6 +116,7 @@ def _add_health(app: FastAPI) -> None:
                     "title": "Service unavailable",
                     "status": 503,
                     "detail": "the database does not answer",
-                }
+                },
+                {"Retry-After": "5"},
             )
         return JSONResponse({"status": "ready"})

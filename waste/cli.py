@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
+from devices.cli import devices_app
 from waste.config import Settings
+from waste.demo.cli import demo_command
 from waste.errors import WasteError
 from waste.ledger.cli import audit_app
 from waste.manifests.cli import app as manifest_app
@@ -20,6 +22,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(manifest_app, name="manifest")
+app.add_typer(devices_app, name="devices")
 
 
 def _settings() -> Settings:
@@ -55,20 +58,7 @@ def serve(
     uvicorn.run(create_app(settings, on_startup=hook), host=settings.host, port=settings.port)
 
 
-@app.command()
-def demo(
-    port: Annotated[int, typer.Option(help="Listen port")] = 8000,
-) -> None:
-    """Start the API on a fresh embedded database with the example registry loaded."""
-    import uvicorn
-
-    from waste.api import create_app
-    from waste.registry.example import load_into_app
-
-    settings = _settings()
-    settings.port = port
-    typer.echo(f"API docs: {settings.base_url}/docs   (Ctrl-C stops)")
-    uvicorn.run(create_app(settings, on_startup=load_into_app), host=settings.host, port=port)
+app.command("demo")(demo_command)  # the live demo: waste/demo/cli.py
 
 
 @app.command()

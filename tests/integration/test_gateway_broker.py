@@ -1,8 +1,9 @@
 """The whole path on a real broker: device publishes → gateway verifies and stores → PUBACK.
 
-Runs once on the embedded broker (which the gateway starts itself, as for
-``embedded://``) and once on Mosquitto on a free port, or on the broker named by
-``WASTE_TEST_MQTT_URL`` (with this test's own client id and share group).
+Runs on the embedded broker (which the gateway starts itself, as for ``embedded://``:
+Mosquitto as its child process when installed), on its amqtt fallback, and on Mosquitto
+on a free port, or on the broker named by ``WASTE_TEST_MQTT_URL`` (with this test's own
+client id and share group).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine
 
+from gateway.broker import EmbeddedBackend, MqttVersion
 from gateway.service import Gateway
 from gateway.transport import PahoTransport
 from tests.support.brokers import Mosquitto, broker_url_for_tests, free_port, mosquitto_path
@@ -30,12 +32,15 @@ from waste.telemetry.models import DeadLetter, DeviceMessage, DevicePresence, Te
 pytestmark = pytest.mark.broker
 
 
-@pytest.fixture(params=["embedded", "mosquitto"])
+@pytest.fixture(params=["embedded", "amqtt", "mosquitto"])
 def mqtt_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A broker URL for a gateway with its own client id (and share group on a real broker)."""
     own = f"client_id={unique('gw')}"
-    if request.param == "embedded":
+    if request.param == "embedded":  # Mosquitto as the gateway's child, if installed
         yield f"embedded://127.0.0.1:{free_port()}?{own}"
+        return
+    if request.param == "amqtt":  # the fallback when Mosquitto is not installed
+        yield f"embedded://127.0.0.1:{free_port()}?{own}&broker=amqtt"
         return
     if url := broker_url_for_tests():
         yield f"{url}?{own}&share_group={unique('g')}&session_expiry=60"
@@ -77,6 +82,12 @@ def test_published_messages_are_stored_once_and_acknowledged(
     gateway = Gateway(gw_settings, engine=engine)
     stop = threading.Event()
     gateway.start()
+    assert gateway.transport is not None
+    if gateway.embedded is not None:  # the broker it runs, and what it speaks to it
+        amqtt = gateway.embedded.backend is EmbeddedBackend.AMQTT
+        assert amqtt == ("broker=amqtt" in mqtt_url or mosquitto_path() is None)
+        assert gateway.transport.protocol is (MqttVersion.V311 if amqtt else MqttVersion.V5)
+        assert (gateway.broker.share_group is None) == amqtt
     runner = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
     runner.start()
     rig: Rig = make_rig(engine)  # only for counting rows

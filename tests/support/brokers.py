@@ -1,5 +1,8 @@
 """Real MQTT brokers for integration tests: Mosquitto on a free port, or the embedded one.
 
+``Mosquitto`` is the gateway's own ``MosquittoProcess`` (``gateway/_mosquitto.py``:
+generated config, ready on TCP connect, terminate → wait → kill) logging every message.
+
 ``WASTE_TEST_MQTT_URL`` (e.g. ``mqtt://127.0.0.1:1883``) names an already running
 broker to use instead of starting Mosquitto; tests then keep apart by unique
 client ids and topic prefixes (``unique_name``), and skip what needs to restart it.
@@ -8,16 +11,27 @@ client ids and topic prefixes (``unique_name``), and skip what needs to restart 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gateway._mosquitto import MosquittoProcess, find_mosquitto, free_port
 from gateway.broker import BrokerConfig, EmbeddedBroker
+
+__all__ = [
+    "MQTT_ENV",
+    "Mosquitto",
+    "broker_url_for_tests",
+    "free_port",
+    "mosquitto_path",
+    "running_embedded",
+    "running_mosquitto",
+    "unique_name",
+    "wait_for_port",
+]
 
 MQTT_ENV = "WASTE_TEST_MQTT_URL"
 
@@ -37,13 +51,6 @@ def unique_name(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now (bind port 0, read it, release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for_port(host: str, port: int, timeout: float = 5.0) -> None:
     """Wait until a TCP connect to ``host:port`` succeeds; ``TimeoutError`` otherwise."""
     deadline = time.monotonic() + timeout
@@ -59,68 +66,19 @@ def wait_for_port(host: str, port: int, timeout: float = 5.0) -> None:
 
 def mosquitto_path() -> str | None:
     """The mosquitto executable, if installed (also looks in /usr/sbin)."""
-    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+    return find_mosquitto()
 
 
-class Mosquitto:
-    """A Mosquitto process on 127.0.0.1, which can be stopped and started on the same port."""
+class Mosquitto(MosquittoProcess):
+    """A Mosquitto process on 127.0.0.1 (every message logged), restartable on its port."""
 
     def __init__(self, workdir: Path, *, port: int | None = None, persistence: bool = False):
-        exe = mosquitto_path()
-        if exe is None:
-            raise RuntimeError("mosquitto is not installed")
-        self.exe = exe
-        self.workdir = workdir
-        self.port = port or free_port()
-        self.persistence = persistence
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = workdir / "mosquitto.log"
-        self.conf = workdir / "mosquitto.conf"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            f"persistence {'true' if persistence else 'false'}",
-            f"persistence_location {workdir}/",
-            f"log_dest file {self.log}",
-            "log_type all",
-            "max_queued_messages 10000",
-        ]
-        self.conf.write_text("\n".join(lines) + "\n")
-
-    @property
-    def url(self) -> str:
-        """``mqtt://127.0.0.1:PORT``."""
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 5.0) -> None:
-        """Run mosquitto; returns once it accepts TCP connections."""
-        self.proc = subprocess.Popen(
-            [self.exe, "-c", str(self.conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        super().__init__(
+            workdir,
+            port=port or 0,
+            persistence=persistence,
+            settings=["log_type all", "max_queued_messages 10000"],
         )
-        try:
-            wait_for_port("127.0.0.1", self.port, timeout)
-        except TimeoutError:
-            self.stop()
-            raise
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Terminate, wait, kill if it lingers."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-
-    def restart(self) -> None:
-        """Stop and start again on the same port."""
-        self.stop()
-        self.start()
 
 
 @contextmanager
@@ -136,6 +94,6 @@ def running_mosquitto(workdir: Path, *, persistence: bool = False) -> Iterator[M
 
 @contextmanager
 def running_embedded() -> Iterator[EmbeddedBroker]:
-    """The embedded (amqtt) broker on a free port for the duration of the block."""
+    """The embedded broker (Mosquitto if installed, else amqtt) on a free port for the block."""
     with EmbeddedBroker() as broker:
         yield broker

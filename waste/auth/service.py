@@ -90,7 +90,9 @@ def authenticate(*, uow: UnitOfWork, bearer: str, admin_token: str | None) -> Pr
         raise Unauthenticated("malformed bearer token")
     token_id, secret = parts
     row = uow.session.get(ApiToken, token_id)
-    if row is None or not tokens.secret_matches(secret, row.secret_sha256):
+    # Compare even for an unknown id, so that the time taken does not tell ids apart.
+    stored = row.secret_sha256 if row is not None else tokens.UNKNOWN_SECRET_SHA256
+    if not tokens.secret_matches(secret, stored) or row is None:
         raise Unauthenticated("unknown token")
     now = utcnow()
     if row.revoked_at is not None:

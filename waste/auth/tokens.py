@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from waste.registry.domain import Role
 
 _TOKEN = re.compile(r"^wst_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+UNKNOWN_SECRET_SHA256 = "0" * 64
+"""Compared against when a token's id is unknown; no secret hashes to it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,5 +65,10 @@ def secret_matches(secret: str, stored_sha256: str) -> bool:
 
 
 def admin_matches(presented: str, configured: str) -> bool:
-    """Compare a presented bootstrap admin token with the configured one in constant time."""
-    return hmac.compare_digest(presented.encode(), configured.encode())
+    """Compare a presented bootstrap admin token with the configured one in constant time.
+
+    Both are hashed first, so that not even the configured token's length shows.
+    """
+    return hmac.compare_digest(
+        hashlib.sha256(presented.encode()).digest(), hashlib.sha256(configured.encode()).digest()
+    )

@@ -25,18 +25,23 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from typing import Any
+import re
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from typing import Any, NoReturn
 
 import rfc8785
 
-from waste.errors import CanonicalJSONError, Invalid
+from waste.errors import CanonicalJSONError, Invalid, WasteError
 
 MAX_SAFE_INTEGER = 2**53 - 1
 """The largest integer accepted (I-JSON, RFC 7493 §2.2); its negation is the smallest."""
 
 # Digits of MAX_SAFE_INTEGER: longer literals are refused before int() sees them.
 _MAX_INT_DIGITS = len(str(MAX_SAFE_INTEGER))
+# Where a lone surrogate can come from: a \uD800-\uDFFF escape, or (str input only)
+# the character itself; text decoded from UTF-8 cannot hold one.
+_SURROGATE = re.compile("\\\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 
 
 def canonical_bytes(obj: Any) -> bytes:
@@ -49,13 +54,53 @@ def canonical_bytes(obj: Any) -> bytes:
         raise CanonicalJSONError("JSON value is nested too deeply") from exc
 
 
-def loads_strict(raw: bytes | str) -> Any:
-    """Parse JSON text, refusing duplicate keys, NaN/Infinity, unsafe integers and bad UTF-8."""
+class JSONFault(StrEnum):
+    """Why ``loads_strict`` refused a text, for callers that sort refusals (the gateway)."""
+
+    SYNTAX = "syntax"
+    """Not UTF-8, not JSON (NaN and Infinity literals are not), or nested too deeply."""
+    DUPLICATE_KEY = "duplicate_key"
+    UNSAFE_INTEGER = "unsafe_integer"
+    """An integer beyond ±(2^53 - 1)."""
+    UNSAFE_NUMBER = "unsafe_number"
+    """A fraction or exponent number that is not finite or is beyond ±(2^53 - 1)."""
+    UNREPRESENTABLE = "unrepresentable"
+    """Parsed, but not representable in RFC 8785 (a string holding a lone surrogate)."""
+
+
+class _Refused(Exception):
+    """A refusal on its way out of ``json.loads``: why, and the error to raise for it."""
+
+    def __init__(self, fault: JSONFault, error: WasteError) -> None:
+        super().__init__(error.detail)
+        self.fault = fault
+        self.error = error
+
+
+def loads_strict(
+    raw: bytes | str, *, on_fault: Callable[[JSONFault, str], NoReturn] | None = None
+) -> Any:
+    """Parse JSON text, refusing duplicate keys, NaN/Infinity, unsafe integers and bad UTF-8.
+
+    A refusal raises ``Invalid`` or ``CanonicalJSONError`` naming what is wrong, unless
+    ``on_fault`` is given: it is called with the ``JSONFault`` and the detail instead,
+    and must raise.
+    """
+    try:
+        return _loads(raw)
+    except _Refused as refused:
+        if on_fault is not None:
+            on_fault(refused.fault, refused.error.detail)
+        raise refused.error from refused.__cause__
+
+
+def _loads(raw: bytes | str) -> Any:
     if isinstance(raw, bytes | bytearray):
         try:
             text = bytes(raw).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise Invalid(f"JSON is not valid UTF-8 (byte {exc.start})") from exc
+            error = Invalid(f"JSON is not valid UTF-8 (byte {exc.start})")
+            raise _Refused(JSONFault.SYNTAX, error) from exc
     elif isinstance(raw, str):
         text = raw
     else:
@@ -68,12 +113,21 @@ def loads_strict(raw: bytes | str) -> Any:
             parse_int=_parse_int,
             parse_float=_parse_float,
         )
-        _check(value, "$")
     except json.JSONDecodeError as exc:
-        raise Invalid(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        error = Invalid(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        raise _Refused(JSONFault.SYNTAX, error) from exc
     except RecursionError as exc:
-        raise CanonicalJSONError("JSON value is nested too deeply") from exc
-    return value
+        error = CanonicalJSONError("JSON value is nested too deeply")
+        raise _Refused(JSONFault.SYNTAX, error) from exc
+    if _SURROGATE.search(text) is None:
+        return value  # the hooks checked every number and key: nothing left to walk for
+    try:
+        return _check(value, "$")
+    except CanonicalJSONError as exc:
+        raise _Refused(JSONFault.UNREPRESENTABLE, exc) from None
+    except RecursionError as exc:  # pragma: no cover - json.loads refuses such depth first
+        error = CanonicalJSONError("JSON value is nested too deeply")
+        raise _Refused(JSONFault.SYNTAX, error) from exc
 
 
 def _check(value: Any, path: str) -> Any:
@@ -134,13 +188,14 @@ def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise Invalid(f"duplicate object key {key!r}", field=key)
+            error = Invalid(f"duplicate object key {key!r}", field=key)
+            raise _Refused(JSONFault.DUPLICATE_KEY, error)
         out[key] = value
     return out
 
 
 def _refuse_constant(name: str) -> Any:
-    raise CanonicalJSONError(f"{name} is not a JSON number")
+    raise _Refused(JSONFault.SYNTAX, CanonicalJSONError(f"{name} is not a JSON number"))
 
 
 def _parse_int(literal: str) -> int:
@@ -149,12 +204,14 @@ def _parse_int(literal: str) -> int:
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             return value
     shown = literal if len(literal) <= 24 else literal[:24] + "…"
-    raise CanonicalJSONError(f"integer {shown} is outside ±(2^53 - 1)")
+    error = CanonicalJSONError(f"integer {shown} is outside ±(2^53 - 1)")
+    raise _Refused(JSONFault.UNSAFE_INTEGER, error)
 
 
 def _parse_float(literal: str) -> float:
     value = float(literal)
     if not math.isfinite(value) or abs(value) > MAX_SAFE_INTEGER:
         shown = literal if len(literal) <= 24 else literal[:24] + "…"
-        raise CanonicalJSONError(f"number {shown} is outside ±(2^53 - 1)")
+        error = CanonicalJSONError(f"number {shown} is outside ±(2^53 - 1)")
+        raise _Refused(JSONFault.UNSAFE_NUMBER, error)
     return value

@@ -7,7 +7,7 @@ import binascii
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,7 +55,7 @@ class CosignatureIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    size: int = Field(ge=0)
+    size: int = Field(ge=0, le=2**62)
     signature_line: str = Field(min_length=10, max_length=500)
 
 
@@ -139,7 +139,7 @@ def add_cosignature(body: CosignatureIn, uow: UoW, _: AdminOrRegulator) -> dict[
 
 
 @router.get("/checkpoints/{size}", response_class=PlainTextResponse, dependencies=public)
-def checkpoint_at(size: int, uow: UoW) -> str:
+def checkpoint_at(size: Annotated[int, Path(ge=0, le=2**62)], uow: UoW) -> str:
     """The signed checkpoint of one size, with its cosignatures."""
     row = uow.session.get(Checkpoint, size)
     if row is None:

@@ -6,17 +6,24 @@ single ``log_head`` row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's
 ``BEGIN IMMEDIATE`` already serialises writers), so concurrent API workers
 neither fork the tree nor lose a leaf: leaf ``n`` is written by whoever holds
 the lock when the size is ``n``, and the lock is released only by commit.
+
+Every append use case takes this lock last, after its own row locks and checks,
+and holds it only for the writes that need the leaf index, so the section all
+writers share is a few statements and the commit. On PostgreSQL an append's
+leaf, nodes, new size and the caller's rows that need the leaf index go to the
+server in one statement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import Insert, insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction
 
-from waste.errors import Invalid, NotFound
+from waste.errors import Conflict, Invalid, NotFound
 from waste.ledger import merkle
 from waste.ledger.canonical import canonical_bytes
 from waste.ledger.models import LogEntry, LogHead, LogNode
@@ -48,21 +55,47 @@ class LogStore:
         self._locked = (self._session.get_transaction(), int(size))
         return int(size)
 
-    def append(self, *, kind: str, subject: str | None, entry: dict[str, Any]) -> tuple[int, bytes]:
-        """Append one entry under the lock (taken here unless held); return (index, leaf)."""
+    def append(
+        self,
+        *,
+        kind: str,
+        subject: str | None,
+        entry: dict[str, Any],
+        rows: Callable[[int], Sequence[Insert]] = lambda _index: (),
+    ) -> tuple[int, bytes]:
+        """Append one entry under the lock (taken here unless held); return (index, leaf).
+
+        ``rows(index)`` are inserts that need the leaf index (the entry's own
+        record); on PostgreSQL they go to the server in the same statement as the
+        leaf, its nodes and the new size, so the lock is held for one round trip
+        of writes and the commit.
+        """
         data = canonical_bytes(entry)
         transaction, index = self._locked or (None, 0)
         if transaction is None or transaction is not self._session.get_transaction():
             index = self.lock()
         leaf = merkle.leaf_hash(data)
-        self._session.add(
-            LogEntry(leaf_index=index, kind=kind, subject=subject, entry=data, leaf_hash=leaf)
-        )
         completed = self._with_nodes(lambda get: merkle.nodes_completed_by_append(index, leaf, get))
+        writes: list[Insert] = [
+            insert(LogEntry).values(
+                leaf_index=index, kind=kind, subject=subject, entry=data, leaf_hash=leaf
+            ),
+            insert(LogNode).values([{"level": lv, "idx": i, "hash": h} for lv, i, h in completed]),
+            *rows(index),
+        ]
+        grow = update(LogHead).where(LogHead.id == HEAD_ID).values(size=index + 1)
+        try:
+            if self._session.get_bind().dialect.name == "postgresql":
+                for n, write in enumerate(writes):
+                    grow = grow.add_cte(write.cte(f"write_{n}"))
+                self._session.execute(grow)
+            else:
+                for statement in (*writes, grow):
+                    self._session.execute(statement)
+        except IntegrityError as exc:
+            raise Conflict(f"conflicts with an existing record: {_short(exc)}") from exc
         for level, idx, digest in completed:
             self._nodes[(level, idx)] = digest
-            self._session.add(LogNode(level=level, idx=idx, hash=digest))
-        self._session.execute(update(LogHead).where(LogHead.id == HEAD_ID).values(size=index + 1))
         self._locked = (self._session.get_transaction(), index + 1)
         return index, leaf
 
@@ -163,3 +196,7 @@ class LogStore:
         current = self.size()
         if not 0 <= size <= current:
             raise Invalid(f"size must be in [0, {current}]", field="size")
+
+
+def _short(exc: IntegrityError) -> str:
+    return str(exc.orig).splitlines()[0][:200]

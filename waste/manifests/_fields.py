@@ -2,7 +2,7 @@
 
 JSON numbers arrive as ``int`` or ``float``; ``bool`` is never a number here,
 and NaN or infinities are refused. Geometries are GeoJSON (RFC 7946) with
-WGS 84 positions ``[lon, lat]`` or ``[lon, lat, alt]``.
+WGS 84 positions ``[lon, lat]`` or ``[lon, lat, alt]``, checked by ``waste.geojson``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,16 @@ from datetime import datetime
 from typing import Any
 
 from waste.clock import parse_utc
-from waste.errors import GeometryError, Invalid
+from waste.errors import Invalid
+from waste.geojson import Limits, check_geometry
 
 _IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ROUTE_POSITIONS = 10_000
 MAX_RING_POSITIONS = 2_000
+MAX_RINGS = 50
+_ROUTE_LIMITS = Limits(positions=MAX_ROUTE_POSITIONS)
+_AREA_LIMITS = Limits(rings=MAX_RINGS, ring_positions=MAX_RING_POSITIONS)
 
 
 def obj(
@@ -144,22 +148,6 @@ def timestamp(value: object, field: str) -> datetime:
     return parse_utc(value, field=field)
 
 
-def position(value: object, field: str) -> list[float]:
-    """A GeoJSON position ``[lon, lat]`` or ``[lon, lat, alt]`` in WGS 84 ranges."""
-    if not isinstance(value, list) or len(value) not in (2, 3):
-        raise GeometryError(f"{field} must be a position [lon, lat]", field=field)
-    out: list[float] = []
-    for i, c in enumerate(value):
-        if isinstance(c, bool) or not isinstance(c, int | float) or not math.isfinite(c):
-            raise GeometryError(f"{field}[{i}] must be a finite number", field=f"{field}[{i}]")
-        out.append(float(c))
-    if not -180.0 <= out[0] <= 180.0:
-        raise GeometryError(f"{field}[0] (lon) must be in [-180, 180]", field=f"{field}[0]")
-    if not -90.0 <= out[1] <= 90.0:
-        raise GeometryError(f"{field}[1] (lat) must be in [-90, 90]", field=f"{field}[1]")
-    return out
-
-
 def point(value: object, field: str) -> tuple[float, float]:
     """A location object ``{"lat": …, "lon": …}``, returned as ``(lat, lon)``."""
     data = obj(value, field, required=("lat", "lon"))
@@ -168,46 +156,17 @@ def point(value: object, field: str) -> tuple[float, float]:
     return lat, lon
 
 
-def _geometry(value: object, field: str, kind: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise GeometryError(f"{field} must be a GeoJSON {kind}", field=field)
-    for key in value:
-        if key not in ("type", "coordinates", "bbox"):
-            raise GeometryError(f"{field}.{key} is not a known member", field=f"{field}.{key}")
-    if value.get("type") != kind:
-        raise GeometryError(f"{field}.type must be {kind!r}", field=f"{field}.type")
-    if "coordinates" not in value:
-        raise GeometryError(f"{field}.coordinates is required", field=f"{field}.coordinates")
-    return value
-
-
 def line_string(value: object, field: str) -> dict[str, Any]:
     """A GeoJSON LineString of 2+ positions, not all equal; returned as a fresh plain dict."""
-    coords = _geometry(value, field, "LineString")["coordinates"]
-    where = f"{field}.coordinates"
-    if not isinstance(coords, list) or not 2 <= len(coords) <= MAX_ROUTE_POSITIONS:
-        raise GeometryError(f"{where} must hold 2 to {MAX_ROUTE_POSITIONS} positions", field=where)
-    positions = [position(p, f"{where}[{i}]") for i, p in enumerate(coords)]
-    if all(p[:2] == positions[0][:2] for p in positions):
-        raise GeometryError(f"{where} must not be a single point repeated", field=where)
-    return {"type": "LineString", "coordinates": positions}
+    return check_geometry(value, field=field, kinds=("LineString",), limits=_ROUTE_LIMITS)
 
 
 def polygon(value: object, field: str) -> dict[str, Any]:
-    """A GeoJSON Polygon of closed rings of 4+ positions; returned as a fresh plain dict."""
-    rings = _geometry(value, field, "Polygon")["coordinates"]
-    where = f"{field}.coordinates"
-    if not isinstance(rings, list) or not 1 <= len(rings) <= 50:
-        raise GeometryError(f"{where} must hold 1 to 50 linear rings", field=where)
-    out: list[list[list[float]]] = []
-    for r, ring in enumerate(rings):
-        at = f"{where}[{r}]"
-        if not isinstance(ring, list) or not 4 <= len(ring) <= MAX_RING_POSITIONS:
-            raise GeometryError(
-                f"{at} must be a ring of 4 to {MAX_RING_POSITIONS} positions", field=at
-            )
-        positions = [position(p, f"{at}[{i}]") for i, p in enumerate(ring)]
-        if positions[0] != positions[-1]:
-            raise GeometryError(f"{at} must be closed (last position = first)", field=at)
-        out.append(positions)
-    return {"type": "Polygon", "coordinates": out}
+    """A GeoJSON Polygon of closed rings of 4+ positions; returned as a fresh plain dict.
+
+    Topology (self-intersection, antimeridian edges) is not judged here: signed events
+    already in a manifest's chain were accepted without it and must replay the same.
+    """
+    return check_geometry(
+        value, field=field, kinds=("Polygon",), limits=_AREA_LIMITS, topology=False
+    )

@@ -93,17 +93,28 @@ class AppendedOut(BaseModel):
     state: str
 
 
-async def _envelope(request: Request) -> object:
-    raw = await request.body()
+async def _raw_body(request: Request) -> bytes:
+    """The request body, read on the event loop; the routes themselves run in the threadpool."""
+    return await request.body()
+
+
+# Declared after the caller's token and the unit of work, so an unauthenticated
+# request is refused before its body is read.
+RawBody = Annotated[bytes, Depends(_raw_body)]
+
+
+def _envelope(raw: bytes) -> object:
     if len(raw) > MAX_ENVELOPE_BYTES:
         raise Invalid(f"an envelope is at most {MAX_ENVELOPE_BYTES} bytes", field="body")
     return loads_strict(raw)
 
 
+# The append routes are plain ``def``: their database work blocks, so FastAPI runs
+# them in its threadpool and one slow append never stalls the event loop.
 @router.post("/manifests", status_code=201, response_model=FiledOut, openapi_extra=_ENVELOPE_BODY)
-async def file_manifest(request: Request, principal: Signer, uow: UoW) -> object:
+def file_manifest(principal: Signer, uow: UoW, raw: RawBody) -> object:
     """File a manifest: a signed `filed` envelope with seq 0; the server assigns its number."""
-    envelope = await _envelope(request)
+    envelope = _envelope(raw)
     accepted = service.file_manifest(uow=uow, principal=principal, envelope=envelope)
     return FiledOut(**{k: getattr(accepted, k) for k in FiledOut.model_fields})
 
@@ -114,9 +125,9 @@ async def file_manifest(request: Request, principal: Signer, uow: UoW) -> object
     response_model=AppendedOut,
     openapi_extra=_ENVELOPE_BODY,
 )
-async def append_event(manifest_id: str, request: Request, principal: Signer, uow: UoW) -> object:
+def append_event(manifest_id: str, principal: Signer, uow: UoW, raw: RawBody) -> object:
     """Append a signed custody event; 409 if someone else appended first."""
-    envelope = await _envelope(request)
+    envelope = _envelope(raw)
     accepted = service.append_event(
         uow=uow, principal=principal, manifest_id=manifest_id, envelope=envelope
     )

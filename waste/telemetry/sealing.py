@@ -90,8 +90,9 @@ def seal_leg(*, uow: UnitOfWork, manifest_id: str, leg_index: int, now: datetime
         return None
     revision, leg = row.revision, window_of(row)
     digest = leg_digest(session, leg)  # computed before taking the log lock
+    # The leg's row lock first, the log's append lock last (taken by append), as
+    # manifest appends do: the reverse order could deadlock with an append's leg sync.
     store = LogStore(session)
-    store.lock()
     current = session.execute(
         select(TripLeg.revision, TripLeg.sealed_revision)
         .where(TripLeg.manifest_id == manifest_id, TripLeg.leg_index == leg_index)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from gateway.payloads import Fix, LockEvent, TelemetryMessage
 from waste.db import Base
+from waste.registry.models import Device
 from waste.telemetry.domain import (
     Accepted,
     DeadLetterIn,
@@ -355,18 +356,34 @@ def store_dead_letters(session: Session, letters: Sequence[DeadLetterIn]) -> int
 
 
 def _store_presence(session: Session, presence: Sequence[PresenceIn]) -> int:
-    """Append presence rows; a retained status equal to the latest one stored is skipped."""
+    """Append presence rows; a status equal to the device's latest stored one is skipped.
+
+    Gateways subscribe to the status topics unshared (only an unshared subscription is
+    sent the retained statuses), so every gateway gets every status, and a retained one
+    again on each new subscription: one row per change of state is kept. On PostgreSQL
+    the devices' rows stay locked (in sorted order) until commit, so two gateways
+    storing the same status at once do not both insert it; SQLite serialises writers.
+    """
+    if not presence:
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        ids = sorted({p.status.device_id for p in presence})
+        session.execute(
+            select(Device.device_id)
+            .where(Device.device_id.in_(ids))
+            .order_by(Device.device_id)
+            .with_for_update()
+        )
     stored = 0
     for p in presence:
-        if p.retained:
-            latest = session.execute(
-                select(DevicePresence.online, DevicePresence.t)
-                .where(DevicePresence.device_id == p.status.device_id)
-                .order_by(DevicePresence.received_at.desc(), DevicePresence.id.desc())
-                .limit(1)
-            ).first()
-            if latest is not None and tuple(latest) == (p.status.online, p.status.t):
-                continue
+        latest = session.execute(
+            select(DevicePresence.online, DevicePresence.t)
+            .where(DevicePresence.device_id == p.status.device_id)
+            .order_by(DevicePresence.received_at.desc(), DevicePresence.id.desc())
+            .limit(1)
+        ).first()
+        if latest is not None and tuple(latest) == (p.status.online, p.status.t):
+            continue
         session.add(
             DevicePresence(
                 device_id=p.status.device_id,

@@ -1,8 +1,11 @@
 """Route matching, stops, corridor and zone tests for transport legs (pure).
 
 No I/O and no framework imports: the gateway feeds fixes, the alert rules read events.
+The value types (fixes, settings, excursions, stops, events) are listed once, in
+``waste.tracking.model.__all__``, and re-exported here.
 """
 
+from waste.tracking import model
 from waste.tracking.areas import AreaIndex, AreaKind, AreaRef, CircleArea, PolygonArea
 from waste.tracking.geometry import (
     LocalFrame,
@@ -12,25 +15,7 @@ from waste.tracking.geometry import (
     parse_polygon,
 )
 from waste.tracking.matcher import LegTracker
-from waste.tracking.model import (
-    Excursion,
-    ExcursionEnded,
-    ExcursionStarted,
-    ExcursionUpdated,
-    Fix,
-    FixQuality,
-    GapObserved,
-    MatchSettings,
-    PathPoint,
-    Stop,
-    StopEnded,
-    StopStarted,
-    StopUpdated,
-    TrackEvent,
-    TrackStep,
-    ZoneEntered,
-    ZoneExited,
-)
+from waste.tracking.model import *  # noqa: F403 - the names of model.__all__
 from waste.tracking.route import MatchWork, RouteIndex, RouteMatch, RouteMatches
 
 __all__ = [
@@ -38,32 +23,16 @@ __all__ = [
     "AreaKind",
     "AreaRef",
     "CircleArea",
-    "Excursion",
-    "ExcursionEnded",
-    "ExcursionStarted",
-    "ExcursionUpdated",
-    "Fix",
-    "FixQuality",
-    "GapObserved",
     "LegTracker",
     "LocalFrame",
-    "MatchSettings",
     "MatchWork",
-    "PathPoint",
     "PolygonArea",
     "RouteIndex",
     "RouteMatch",
     "RouteMatches",
-    "Stop",
-    "StopEnded",
-    "StopStarted",
-    "StopUpdated",
-    "TrackEvent",
-    "TrackStep",
-    "ZoneEntered",
-    "ZoneExited",
     "parse_area",
     "parse_linestring",
     "parse_multipolygon",
     "parse_polygon",
 ]
+__all__ += model.__all__

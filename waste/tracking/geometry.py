@@ -2,9 +2,9 @@
 
 Validation
     ``parse_linestring``, ``parse_polygon``, ``parse_multipolygon`` and ``parse_area``
-    check a GeoJSON geometry object (positions ``[lon, lat]`` or ``[lon, lat, alt]``,
-    finite numbers in range, rings closed with at least 4 positions, shapely-valid)
-    and raise ``GeometryError`` whose ``field`` names the offending member, e.g.
+    check a GeoJSON geometry object by the rules of ``waste.geojson`` (topology
+    included, no size limit: what reaches matching was bounded where it came in) and
+    raise ``GeometryError`` whose ``field`` names the offending member, e.g.
     ``route.coordinates[3][1]``.
 
 Edges
@@ -32,20 +32,18 @@ Local frames
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
 from pyproj import Geod, Transformer
-from shapely.geometry import LineString, MultiPolygon, Polygon
-from shapely.validation import explain_validity
+from shapely.geometry import MultiPolygon, Polygon
 
-from waste.errors import GeometryError
+from waste.geojson import UNLIMITED, check_geometry, geometry_shape
 
 FloatArray = NDArray[np.float64]
-_G = TypeVar("_G", Polygon, MultiPolygon)
 
 EARTH_RADIUS_M = 6_371_008.8
 """Mean Earth radius (IUGG), for spherical bounds only; measurements use the ellipsoid."""
@@ -60,106 +58,24 @@ POLYGON_STEP_DEG = 0.01
 
 def parse_linestring(obj: object, *, field: str = "route") -> FloatArray:
     """A validated GeoJSON LineString as an ``(n, 2)`` array of ``[lon, lat]``."""
-    coords = _coordinates(obj, "LineString", field)
-    points = _positions(coords, f"{field}.coordinates", minimum=2)
-    line = LineString(points)
-    if not line.is_valid:
-        raise GeometryError(f"{field} is not valid: {explain_validity(line)}", field=field)
-    return points
+    line = check_geometry(obj, field=field, kinds=("LineString",), limits=UNLIMITED)
+    return np.array([p[:2] for p in line["coordinates"]], dtype=np.float64)
 
 
 def parse_polygon(obj: object, *, field: str = "area") -> Polygon:
     """A validated GeoJSON Polygon as a shapely Polygon in lon/lat."""
-    coords = _coordinates(obj, "Polygon", field)
-    return _checked(_polygon(coords, f"{field}.coordinates"), field)
+    return cast(Polygon, geometry_shape(obj, field=field, kinds=("Polygon",)))
 
 
 def parse_multipolygon(obj: object, *, field: str = "area") -> MultiPolygon:
     """A validated GeoJSON MultiPolygon as a shapely MultiPolygon in lon/lat."""
-    coords = _coordinates(obj, "MultiPolygon", field)
-    where = f"{field}.coordinates"
-    if not isinstance(coords, list | tuple) or not coords:
-        raise GeometryError(f"{where} must be a non-empty list of polygons", field=where)
-    parts = [_polygon(part, f"{where}[{i}]") for i, part in enumerate(coords)]
-    return _checked(MultiPolygon(parts), field)
+    return cast(MultiPolygon, geometry_shape(obj, field=field, kinds=("MultiPolygon",)))
 
 
 def parse_area(obj: object, *, field: str = "area") -> Polygon | MultiPolygon:
     """A validated GeoJSON Polygon or MultiPolygon (a site or restricted zone)."""
-    kind = obj.get("type") if isinstance(obj, Mapping) else None
-    if kind == "MultiPolygon":
-        return parse_multipolygon(obj, field=field)
-    return parse_polygon(obj, field=field)
-
-
-def _coordinates(obj: object, kind: str, field: str) -> object:
-    if not isinstance(obj, Mapping):
-        raise GeometryError(f"{field} must be a GeoJSON {kind} object", field=field)
-    if obj.get("type") != kind:
-        raise GeometryError(
-            f"{field}.type must be {kind!r}, not {obj.get('type')!r}", field=f"{field}.type"
-        )
-    if "coordinates" not in obj:
-        raise GeometryError(f"{field} has no coordinates", field=f"{field}.coordinates")
-    return obj["coordinates"]
-
-
-def _positions(value: object, where: str, *, minimum: int) -> FloatArray:
-    if not isinstance(value, list | tuple) or len(value) < minimum:
-        raise GeometryError(f"{where} must be a list of at least {minimum} positions", field=where)
-    out = np.empty((len(value), 2))
-    for i, position in enumerate(value):
-        out[i] = _position(position, f"{where}[{i}]")
-    return out
-
-
-def _position(value: object, where: str) -> tuple[float, float]:
-    if not isinstance(value, list | tuple) or not 2 <= len(value) <= 3:
-        raise GeometryError(
-            f"{where} must be a position [lon, lat] or [lon, lat, alt]", field=where
-        )
-    for j, number in enumerate(value):
-        if not isinstance(number, int | float) or isinstance(number, bool):
-            raise GeometryError(f"{where}[{j}] must be a number", field=f"{where}[{j}]")
-        if not math.isfinite(number):
-            raise GeometryError(f"{where}[{j}] must be finite", field=f"{where}[{j}]")
-    lon, lat = float(value[0]), float(value[1])
-    if not -180.0 <= lon <= 180.0:
-        raise GeometryError(f"{where}[0] (lon) = {lon} is outside [-180, 180]", field=f"{where}[0]")
-    if not -90.0 <= lat <= 90.0:
-        raise GeometryError(f"{where}[1] (lat) = {lat} is outside [-90, 90]", field=f"{where}[1]")
-    return lon, lat
-
-
-def _polygon(value: object, where: str) -> Polygon:
-    if not isinstance(value, list | tuple) or not value:
-        raise GeometryError(f"{where} must be a non-empty list of linear rings", field=where)
-    rings: list[FloatArray] = []
-    for i, ring_value in enumerate(value):
-        ring_where = f"{where}[{i}]"
-        ring = _positions(ring_value, ring_where, minimum=4)
-        assert isinstance(ring_value, list | tuple)  # _positions checked it
-        if list(ring_value[0]) != list(ring_value[-1]):
-            raise GeometryError(
-                f"{ring_where} is not closed: its first and last positions differ",
-                field=ring_where,
-            )
-        steps = np.abs(np.diff(ring[:, 0]))
-        if np.any(steps > 180.0):
-            k = int(np.argmax(steps > 180.0))
-            raise GeometryError(
-                f"{ring_where}[{k + 1}]: the edge crosses the antimeridian; "
-                "cut the polygon there (RFC 7946 §3.1.9)",
-                field=f"{ring_where}[{k + 1}]",
-            )
-        rings.append(ring)
-    return Polygon(rings[0], rings[1:])
-
-
-def _checked(geom: _G, field: str) -> _G:
-    if not geom.is_valid:
-        raise GeometryError(f"{field} is not valid: {explain_validity(geom)}", field=field)
-    return geom
+    kinds = ("Polygon", "MultiPolygon")
+    return cast(Polygon | MultiPolygon, geometry_shape(obj, field=field, kinds=kinds))
 
 
 class LocalFrame:

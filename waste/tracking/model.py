@@ -12,6 +12,26 @@ from waste.errors import Invalid
 from waste.tracking.areas import AreaKind, AreaRef
 from waste.tracking.route import RouteMatch
 
+__all__ = [
+    "Excursion",
+    "ExcursionEnded",
+    "ExcursionStarted",
+    "ExcursionUpdated",
+    "Fix",
+    "FixQuality",
+    "GapObserved",
+    "MatchSettings",
+    "PathPoint",
+    "Stop",
+    "StopEnded",
+    "StopStarted",
+    "StopUpdated",
+    "TrackEvent",
+    "TrackStep",
+    "ZoneEntered",
+    "ZoneExited",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class Fix:

@@ -10,7 +10,7 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway.broker import BrokerConfig, EmbeddedBroker, MqttVersion
+from gateway.broker import BrokerConfig, EmbeddedBackend, EmbeddedBroker, MqttVersion
 from gateway.transport import (
     FakeTransport,
     InboundMessage,
@@ -56,9 +56,12 @@ def test_ipv6_host() -> None:
 def test_embedded_url() -> None:
     cfg = BrokerConfig.from_url("embedded://")
     assert (cfg.embedded, cfg.port, cfg.host) == (True, 0, "127.0.0.1")
-    assert cfg.protocol is MqttVersion.V311
+    assert (cfg.protocol, cfg.embedded_backend) == (MqttVersion.V5, EmbeddedBackend.AUTO)
     assert BrokerConfig.from_url("embedded://127.0.0.1:1884?client_id=x").port == 1884
     assert cfg.with_port(4242).port == 4242
+    amqtt = BrokerConfig.from_url("embedded://?broker=amqtt&share_group=g&protocol=3.1.1")
+    assert (amqtt.embedded_backend, amqtt.share_group) == (EmbeddedBackend.AMQTT, "g")
+    assert amqtt.protocol is MqttVersion.V311
 
 
 @pytest.mark.parametrize(
@@ -87,8 +90,8 @@ def test_embedded_url() -> None:
         ("mqtt://h?insecure=true", "need an mqtts:// URL"),
         ("mqtts://h?insecure=maybe", "insecure must be true or false"),
         ("mqtts://h?cert=/c.pem", "both cert and key"),
-        ("embedded://?protocol=5", "3.1.1 only"),
-        ("embedded://?share_group=g", "no credentials, TLS or share group"),
+        ("embedded://?broker=emqx", "broker must be auto, mosquitto or amqtt"),
+        ("mqtt://h?broker=amqtt", "for embedded:// only"),
         ("embedded://u:p@", "no credentials"),
     ],
 )
@@ -119,8 +122,12 @@ def test_device_subscriptions_plain_and_shared() -> None:
         "waste/v1/devices/+/status",
     ]
     cfg = BrokerConfig(share_group="gw")
-    assert device_subscriptions(cfg, ["p/a/+"]) == ["$share/gw/p/a/+"]
-    assert device_subscriptions(cfg)[0] == "$share/gw/waste/v1/devices/+/telemetry"
+    assert device_subscriptions(cfg, ["p/a/+", "p/+/status"]) == ["$share/gw/p/a/+", "p/+/status"]
+    assert device_subscriptions(cfg) == [
+        "$share/gw/waste/v1/devices/+/telemetry",
+        "$share/gw/waste/v1/devices/+/lock",
+        "waste/v1/devices/+/status",  # unshared: only so are retained statuses sent
+    ]
 
 
 def test_paho_transport_checks_its_arguments() -> None:

@@ -1,0 +1,218 @@
+"""Alert detection through the real ingest: stored, published, replayed late, restart-safe."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from devices.signing import encode_telemetry
+from gateway.topics import telemetry_topic
+from tests.support.alert_trips import (
+    LENGTH_M,
+    Path,
+    alerts,
+    detector,
+    picked_up,
+    send_fixes,
+    send_lock,
+)
+from tests.support.telemetry import Rig, Vehicle, make_rig
+from tests.support.world import World
+from waste.alerts.models import LegTrackerState
+from waste.alerts.payload import alert_payload
+from waste.alerts.worker import AlertDetector
+from waste.clock import utcnow
+from waste.db import make_session_factory
+from waste.uow import UnitOfWork
+from waste.webhooks.models import OutboxMessage
+
+PROTOCOL_MEMBERS = {
+    "id", "kind", "severity", "state", "manifest_id", "device_id", "vehicle",
+    "at", "raised_at", "lat", "lon", "evidence",
+}  # fmt: skip
+
+
+def _start(now: datetime) -> datetime:
+    return now - timedelta(minutes=48)
+
+
+def test_an_honest_trip_raises_nothing(rig: Rig, world: World, truck: Vehicle) -> None:
+    now = utcnow()
+    mid = picked_up(world, now)
+    detector(rig)
+    send_fixes(rig, truck, Path(_start(now)).drive(LENGTH_M).park(300).fixes)
+    assert alerts(rig.engine, manifest_id=mid) == []
+    assert rig.transport.published == []
+
+
+def test_a_deviation_is_stored_published_and_sent_to_webhooks(
+    rig: Rig, world: World, truck: Vehicle
+) -> None:
+    now = utcnow()
+    mid = picked_up(world, now)
+    found = detector(rig)
+    trip = Path(_start(now)).drive(4_000).drive(7_000, left_m=400.0).drive(LENGTH_M)
+    send_fixes(rig, truck, trip.fixes)
+    (alert,) = alerts(rig.engine, manifest_id=mid)
+    assert (alert.kind, alert.severity, alert.leg_index) == ("route_deviation", "medium", 0)
+    assert alert.vehicle == truck.plate
+    assert alert.device_id == truck.device_id
+    assert alert.region_code
+    assert alert.hauler_id == world.haulers[0].client.party_id
+    assert alert.ended_at is not None
+    assert alert.at < alert.raised_at
+    assert not alert.publish_pending
+    assert found.errors == 0
+    topics = {m.topic for m in rig.transport.published}
+    assert topics == {"waste/v1/alerts/route_deviation"}
+    last = json.loads(rig.transport.published[-1].payload)
+    assert set(last) == PROTOCOL_MEMBERS
+    assert last == alert_payload(alert)
+    assert all(m.qos == 1 for m in rig.transport.published)
+    raised = rig.rows(OutboxMessage, OutboxMessage.id, topic="alert.raised")
+    assert {m.party_id for m in raised} >= {world.producer.party_id, alert.hauler_id}
+    assert all(m.payload["alert"]["id"] == alert.id for m in raised)
+
+
+def test_a_late_backlog_raises_retroactively(rig: Rig, world: World, truck: Vehicle) -> None:
+    now = utcnow()
+    mid = picked_up(world, now)
+    detector(rig)
+    trip = Path(_start(now)).drive(3_000).park(900, left_m=200.0).drive(LENGTH_M)
+    half = len(Path(_start(now)).drive(3_000).park(900).fixes) + 3  # back on the road
+    send_fixes(rig, truck, trip.fixes[half:])  # live data first: the vehicle was silent
+    (gap,) = alerts(rig.engine, manifest_id=mid)
+    assert gap.kind == "signal_lost"
+    assert not gap.evidence.get("retracted")
+    send_fixes(rig, truck, trip.fixes[:half])  # then the device's store-and-forward backlog
+    found = {a.kind: a for a in alerts(rig.engine, manifest_id=mid)}
+    assert set(found) == {"signal_lost", "unscheduled_stop", "route_deviation"}
+    assert found["signal_lost"].evidence["retracted"]  # the backlog filled the gap
+    stop = found["unscheduled_stop"]
+    assert stop.at < trip.fixes[half].t < stop.raised_at
+    assert not stop.evidence.get("retracted")
+    with UnitOfWork(make_session_factory(rig.engine)) as uow:
+        tracker = uow.session.get(LegTrackerState, (mid, 0))
+        assert tracker is not None
+        assert tracker.rebuilds == 1
+        assert tracker.fixes == len(trip.fixes)
+
+
+def test_replaying_the_same_leg_twice_changes_nothing(
+    rig: Rig, world: World, truck: Vehicle
+) -> None:
+    now = utcnow()
+    mid = picked_up(world, now)
+    detector(rig)
+    trip = Path(_start(now)).drive(3_000).park(900, left_m=200.0).drive(LENGTH_M)
+    send_fixes(rig, truck, trip.fixes[10:])
+    send_fixes(rig, truck, trip.fixes[:5])
+    before = {a.id: (a.detect_rev, a.severity) for a in alerts(rig.engine, manifest_id=mid)}
+    send_fixes(rig, truck, trip.fixes[5:10])
+    after = {a.id: (a.detect_rev, a.severity) for a in alerts(rig.engine, manifest_id=mid)}
+    assert set(after) == set(before)
+
+
+def test_a_restarted_gateway_continues_from_the_stored_tracker(
+    rig: Rig, world: World, truck: Vehicle
+) -> None:
+    now = utcnow()
+    mid = picked_up(world, now)
+    first = detector(rig)
+    trip = Path(_start(now)).drive(4_000).drive(7_000, left_m=400.0).drive(LENGTH_M)
+    cut = next(i for i, f in enumerate(trip.fixes) if f.t > trip.fixes[0].t + timedelta(minutes=9))
+    send_fixes(rig, truck, trip.fixes[:cut])
+    (ongoing,) = alerts(rig.engine, manifest_id=mid)
+    assert ongoing.ended_at is None
+    rig.ingestor.consumers.remove(first)
+    second = AlertDetector(make_session_factory(rig.engine), transport=rig.transport)
+    rig.ingestor.consumers.append(second)  # a new process: empty caches, state from the DB
+    send_fixes(rig, truck, trip.fixes[cut:])
+    (done,) = alerts(rig.engine, manifest_id=mid)
+    assert done.id == ongoing.id
+    assert done.ended_at is not None
+    with UnitOfWork(make_session_factory(rig.engine)) as uow:
+        tracker = uow.session.get(LegTrackerState, (mid, 0))
+        assert tracker is not None
+        assert tracker.rebuilds == 0
+
+
+def test_a_seal_opened_off_site_during_a_stop_is_dumping(
+    rig: Rig, world: World, truck: Vehicle
+) -> None:
+    now = utcnow()
+    mid = picked_up(world, now)
+    detector(rig)
+    trip = Path(_start(now)).drive(5_000).park(240, left_m=150.0)
+    send_fixes(rig, truck, trip.fixes)
+    send_lock(rig, truck, trip.t, "unsealed", trip.position(150.0))
+    trip.park(300, left_m=150.0).drive(LENGTH_M)
+    send_fixes(rig, truck, trip.fixes[-60:])
+    found = {a.kind: a for a in alerts(rig.engine, manifest_id=mid)}
+    assert {"seal_opened_off_site", "suspected_illegal_dumping"} <= set(found)
+    dumping = found["suspected_illegal_dumping"]
+    assert dumping.severity == "critical"
+    assert dumping.evidence["seal_events"]
+    assert dumping.evidence["fixes"]
+    assert dumping.lat is not None
+    kinds = [json.loads(m.payload)["kind"] for m in rig.transport.published]
+    assert "suspected_illegal_dumping" in kinds
+
+
+def test_unsealing_at_the_destination_is_quiet(rig: Rig, world: World, truck: Vehicle) -> None:
+    now = utcnow()
+    mid = picked_up(world, now)
+    detector(rig)
+    trip = Path(_start(now)).drive(LENGTH_M).park(120)
+    send_fixes(rig, truck, trip.fixes)
+    send_lock(rig, truck, trip.t, "unsealed", trip.position())
+    assert alerts(rig.engine, manifest_id=mid) == []
+
+
+def test_lock_events_bound_to_no_leg_arm_the_movement_watch(
+    rig: Rig, world: World, truck: Vehicle, engine: Engine
+) -> None:
+    now = utcnow()
+    detector(rig)
+    start = now - timedelta(minutes=30)
+    send_lock(rig, truck, start, "sealed", None)
+    trip = Path(start + timedelta(seconds=5)).drive(4_000)
+    send_fixes(rig, truck, trip.fixes)
+    (moved,) = alerts(engine, kind="unmanifested_movement")
+    assert moved.vehicle == truck.plate
+    assert moved.manifest_id is None
+    assert moved.severity == "high"
+    assert moved.evidence["max_distance_m"] > 1_000
+    idle = Path(now - timedelta(minutes=5)).park(200)  # the other truck: never sealed
+    assert idle.fixes
+    assert len(alerts(engine, kind="unmanifested_movement")) == 1
+
+
+def test_two_gateways_sharing_a_leg_raise_one_alert(
+    rig: Rig, world: World, truck: Vehicle, engine: Engine
+) -> None:
+    now = utcnow()
+    mid = picked_up(world, now)
+    other = make_rig(engine)
+    detector(rig)
+    detector(other)
+    trip = Path(_start(now)).drive(4_000).drive(7_000, left_m=400.0).drive(LENGTH_M)
+    messages = [trip.fixes[i : i + 5] for i in range(0, len(trip.fixes), 5)]
+    for n, fixes in enumerate(messages):  # the broker spreads one device over both
+        payload = encode_telemetry(truck.device_id, next(truck.seqs), fixes, truck.key)
+        (rig if n % 2 else other).send((telemetry_topic(truck.device_id), payload))
+    threads = [threading.Thread(target=r.pump, kwargs={"steps": 500}) for r in (rig, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    (alert,) = alerts(engine, manifest_id=mid)
+    assert alert.kind == "route_deviation"
+    assert alert.ended_at is not None
+    with UnitOfWork(make_session_factory(engine)) as uow:
+        tracker = uow.session.get(LegTrackerState, (mid, 0))
+        assert tracker is not None
+        assert tracker.fixes == len(trip.fixes)
