@@ -195,12 +195,8 @@ class PahoLink(_EventQueue):
     def abort(self) -> None:
         """Drop the connection without DISCONNECT, as a crash would (the will fires)."""
         client, self._client = self._client, None
-        if client is None:
-            return
-        client.loop_stop()
-        if (sock := client.socket()) is not None:
-            sock.close()
-        self._connected.clear()
+        if client is not None:
+            self._drop(client)
 
     def suspend(self) -> None:
         """Lose the broker as a dead radio would: drop the connection without DISCONNECT
@@ -208,11 +204,15 @@ class PahoLink(_EventQueue):
         client = self._client
         if client is None:
             return
+        self._drop(client)
+        self._put(Disconnected("suspended"))
+
+    def _drop(self, client: mqtt.Client) -> None:
+        """Stop the network loop and close the socket without DISCONNECT (the will fires)."""
         client.loop_stop()
         if (sock := client.socket()) is not None:
             sock.close()
         self._connected.clear()
-        self._put(Disconnected("suspended"))
 
     def resume(self) -> None:
         """Come back after ``suspend``: reconnect in the background."""

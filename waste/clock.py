@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from waste.errors import Invalid
 
 _RFC3339_UTC = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{3}))?Z$")
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 Clock = Callable[[], datetime]
 
@@ -39,6 +41,18 @@ def parse_utc(value: object, *, field: str = "t") -> datetime:
         return datetime(year, month, day, hour, minute, second, millis * 1000, tzinfo=UTC)
     except ValueError as exc:
         raise Invalid(f"{field} is not a real date and time: {exc}", field=field) from exc
+
+
+def parse_day_or_utc(value: str, *, field: str, end: bool) -> datetime:
+    """A query bound: ``YYYY-MM-DD`` (a whole UTC day; with ``end``, up to the next day's
+    start, so the day is included) or a protocol timestamp; ``Invalid`` naming ``field``."""
+    if _DATE.match(value):
+        try:
+            day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError as exc:
+            raise Invalid(f"{field} is not a real date", field=field) from exc
+        return day + timedelta(days=1) if end else day
+    return parse_utc(value, field=field)
 
 
 def format_utc(moment: datetime) -> str:

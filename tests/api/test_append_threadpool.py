@@ -1,4 +1,4 @@
-"""The append routes run in the threadpool: an append stuck in the database stalls no other request."""
+"""The append routes run in the threadpool: an append stuck in the database stalls nothing else."""
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ in time compressed some thousand-fold."""
 from __future__ import annotations
 
 import random
-import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,9 +20,9 @@ from devices.scenarios import make_corpus
 from devices.signing import public_key_bytes
 from devices.world import make_county
 from gateway.payloads import DeviceKey, TelemetryMessage, decode
-from gateway.service import Gateway
 from tests.support.brokers import free_port
 from tests.support.brokers import unique_name as unique
+from tests.support.gateways import RunningGateway
 from tests.support.telemetry import make_rig, wait_for
 from waste.clock import utcnow
 from waste.config import Settings
@@ -56,18 +55,9 @@ def test_a_compressed_fleet_reaches_the_gateway_bound_to_its_legs(
 ) -> None:
     corpus = _corpus()
     registry = register_county(client, admin_headers["Authorization"].split()[1], corpus.county)
-    gw_settings = settings.model_copy(
-        update={
-            "mqtt_url": f"embedded://127.0.0.1:{free_port()}?client_id={unique('gw')}",
-            "gateway_metrics_port": 0,
-            "gateway_batch_interval_s": 0.05,
-        }
+    running = RunningGateway(
+        settings, engine, f"embedded://127.0.0.1:{free_port()}?client_id={unique('gw')}"
     )
-    gateway = Gateway(gw_settings, engine=engine)
-    gateway.start()
-    stop = threading.Event()
-    runner = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
-    runner.start()
     span = (corpus.end - corpus.start).total_seconds()
     try:
         fleet = Fleet(
@@ -75,7 +65,7 @@ def test_a_compressed_fleet_reaches_the_gateway_bound_to_its_legs(
             corpus.county,
             tmp_path / "fleet",
             speed=span / 8,  # the whole corpus in about 8 s
-            broker=gateway.broker,
+            broker=running.gateway.broker,
             post_custody=lambda _s, step: registry.post(step),
         )
         report = fleet.run(drain_timeout=30)
@@ -125,9 +115,7 @@ def test_a_compressed_fleet_reaches_the_gateway_bound_to_its_legs(
         presence = rig.rows(DevicePresence, DevicePresence.id, device_id=device)
         assert any(not p.online and p.source == "will" for p in presence)
     finally:
-        stop.set()
-        runner.join(10)
-        gateway.close()
+        running.close()
 
 
 def test_a_fleet_on_fake_links_delivers_every_record_with_its_own_time(tmp_path: Path) -> None:

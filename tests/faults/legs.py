@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +64,16 @@ def wait_sealed(engine: Engine, manifests: Sequence[str], timeout: float = 20.0)
     wait_for(lambda: sealed() == set(manifests), timeout=timeout)
     with UnitOfWork(factory) as uow:
         return [verify_leg(uow=uow, manifest_id=m, leg_index=0) for m in manifests]
+
+
+def close_and_read(
+    world: World, manifests: Sequence[str], haulers: Iterable[int], engine: Engine
+) -> tuple[list[LegCheck], list[AlertShape]]:
+    """Close the legs (the site receives), wait for their seals; the seals and the alerts."""
+    close_legs(world, manifests, haulers)
+    legs = wait_sealed(engine, manifests)
+    time.sleep(1.0)  # let alert detection of the last batch settle
+    return legs, alert_shapes(engine, manifests)
 
 
 def expected_root(device_id: str, fixes: Iterable[Fix]) -> str:

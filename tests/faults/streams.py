@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Engine, select
 
 from gateway.payloads import Fix
-from tests.support.faults import Device
+from tests.support.fault_devices import Device
 from tests.support.telemetry import wait_for
 from tests.support.world import ROUTE
 from waste.db import make_session_factory

@@ -35,8 +35,10 @@ from tests.faults.streams import (
     settle,
 )
 from tests.support.brokers import Mosquitto, unique_name
-from tests.support.faults import TcpProxy, broker_log_lines, gateway_process, open_device
+from tests.support.fault_devices import open_devices
+from tests.support.faults import broker_log_lines, gateway_process
 from tests.support.reliability import Recorder
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.telemetry import minutes_ago, wait_for
 from tests.support.world import build_world
 
@@ -103,10 +105,7 @@ def test_broker_restart_mid_stream_loses_nothing(
         gateway_share_group=share_group,
     )
     gateway.start()
-    devices = [
-        open_device(h.device_id, h.device_key, mosquitto.url, tmp_path / h.device_id)
-        for h in world.haulers
-    ]
+    devices = open_devices(world.haulers, mosquitto.url, tmp_path)
     tracks = {d.device_id: drive(rng, minutes_ago(30), FIXES_PER_DEVICE) for d in devices}
     streamer = Streamer(devices, tracks, rng, tick_s=0.04, per_tick=(1, 2))
     try:

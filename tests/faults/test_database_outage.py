@@ -30,8 +30,10 @@ from tests.faults.streams import (
     stored_count,
 )
 from tests.support.brokers import Mosquitto, unique_name
-from tests.support.faults import TcpProxy, broker_log_lines, gateway_process, open_device
+from tests.support.fault_devices import open_devices
+from tests.support.faults import broker_log_lines, gateway_process
 from tests.support.reliability import Recorder
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.telemetry import minutes_ago, wait_for
 from tests.support.world import World, build_world
 from waste.api import create_app
@@ -108,10 +110,7 @@ def test_database_outage_gateway_backs_off_and_api_answers_503(
     gateway = gateway_process(
         tmp_path, database_url=proxy.url(db_url), mqtt_url=mosquitto.url, client_id=client_id
     )
-    devices = [
-        open_device(h.device_id, h.device_key, mosquitto.url, tmp_path / h.device_id)
-        for h in world.haulers
-    ]
+    devices = open_devices(world.haulers, mosquitto.url, tmp_path)
     fixes = int((OUTAGE_S + 6) / 0.1)  # the stream outlasts the outage
     tracks = {d.device_id: drive(rng, minutes_ago(60), fixes) for d in devices}
     streamer = Streamer(devices, tracks, rng, tick_s=0.1, per_tick=(1, 1))

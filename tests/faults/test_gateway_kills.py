@@ -24,11 +24,9 @@ from gateway.payloads import Fix
 from tests.faults.legs import (
     THRESHOLDS,
     AlertShape,
-    alert_shapes,
-    close_legs,
+    close_and_read,
     expected_root,
     open_legs,
-    wait_sealed,
 )
 from tests.faults.streams import (
     Detour,
@@ -39,13 +37,8 @@ from tests.faults.streams import (
     settle,
 )
 from tests.support.brokers import Mosquitto, unique_name
-from tests.support.faults import (
-    Device,
-    ServiceProcess,
-    broker_log_lines,
-    gateway_process,
-    open_device,
-)
+from tests.support.fault_devices import Device, open_devices
+from tests.support.faults import ServiceProcess, broker_log_lines, gateway_process
 from tests.support.reliability import Recorder
 from tests.support.world import World, build_world
 from waste.clock import utcnow
@@ -104,10 +97,8 @@ def _stream(
 
 def _close_and_judge(phase: Phase, world: World, first: int, engine: Engine) -> None:
     """Close the legs (the site receives), wait for their seals, read seals and alerts."""
-    close_legs(world, phase.manifests, range(first, first + len(phase.manifests)))
-    phase.legs = wait_sealed(engine, phase.manifests)
-    time.sleep(1.0)  # let alert detection of the last batch settle
-    phase.alerts = alert_shapes(engine, phase.manifests)
+    haulers = range(first, first + len(phase.manifests))
+    phase.legs, phase.alerts = close_and_read(world, phase.manifests, haulers, engine)
 
 
 def test_gateway_killed_at_random_moments_stores_every_message_once(
@@ -148,15 +139,7 @@ def test_gateway_killed_at_random_moments_stores_every_message_once(
     try:
         for first in (0, 3):
             haulers = range(first, first + 3)
-            devices = [
-                open_device(
-                    world.haulers[i].device_id,
-                    world.haulers[i].device_key,
-                    mosquitto.url,
-                    tmp_path / world.haulers[i].device_id,
-                )
-                for i in haulers
-            ]
+            devices = open_devices([world.haulers[i] for i in haulers], mosquitto.url, tmp_path)
             phase = Phase(devices, open_legs(world, haulers, filed_at))
             phases.append(phase)
             try:

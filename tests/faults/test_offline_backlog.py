@@ -27,13 +27,11 @@ from gateway.payloads import Fix
 from gateway.topics import telemetry_topic
 from tests.faults.legs import (
     THRESHOLDS,
-    alert_shapes,
-    close_legs,
+    close_and_read,
     expected_root,
     open_legs,
     raised_at,
     tracker_rebuilds,
-    wait_sealed,
 )
 from tests.faults.streams import Detour, check_messages, drive
 from tests.support.brokers import Mosquitto, unique_name
@@ -142,10 +140,7 @@ def test_device_offline_for_an_hour_backlog_judged_on_fix_time(
         )
         with UnitOfWork(stored) as uow:
             read_back = [s.fix for s in track(uow=uow, device_id=offline.device_id)]
-        close_legs(world, manifests, range(2))
-        legs = wait_sealed(engine, manifests)
-        time.sleep(1.0)  # let alert detection of the last batch settle
-        alerts = alert_shapes(engine, manifests)
+        legs, alerts = close_and_read(world, manifests, range(2), engine)
         offline_alerts = raised_at(engine, manifests[1])
         rebuilds = tracker_rebuilds(engine, manifests[1])
         duplicates = gateway.metric("waste_gateway_messages_duplicate_total")

@@ -39,6 +39,11 @@ def _start(now: datetime) -> datetime:
     return now - timedelta(minutes=48)
 
 
+def _deviating(now: datetime) -> Path:
+    """Along the route, 400 m to its left from 4 km to 7 km, then back on it to the end."""
+    return Path(_start(now)).drive(4_000).drive(7_000, left_m=400.0).drive(LENGTH_M)
+
+
 def test_an_honest_trip_raises_nothing(rig: Rig, world: World, truck: Vehicle) -> None:
     now = utcnow()
     mid = picked_up(world, now)
@@ -54,7 +59,7 @@ def test_a_deviation_is_stored_published_and_sent_to_webhooks(
     now = utcnow()
     mid = picked_up(world, now)
     found = detector(rig)
-    trip = Path(_start(now)).drive(4_000).drive(7_000, left_m=400.0).drive(LENGTH_M)
+    trip = _deviating(now)
     send_fixes(rig, truck, trip.fixes)
     (alert,) = alerts(rig.engine, manifest_id=mid)
     assert (alert.kind, alert.severity, alert.leg_index) == ("route_deviation", "medium", 0)
@@ -122,7 +127,7 @@ def test_a_restarted_gateway_continues_from_the_stored_tracker(
     now = utcnow()
     mid = picked_up(world, now)
     first = detector(rig)
-    trip = Path(_start(now)).drive(4_000).drive(7_000, left_m=400.0).drive(LENGTH_M)
+    trip = _deviating(now)
     cut = next(i for i, f in enumerate(trip.fixes) if f.t > trip.fixes[0].t + timedelta(minutes=9))
     send_fixes(rig, truck, trip.fixes[:cut])
     (ongoing,) = alerts(rig.engine, manifest_id=mid)
@@ -199,7 +204,7 @@ def test_two_gateways_sharing_a_leg_raise_one_alert(
     other = make_rig(engine)
     detector(rig)
     detector(other)
-    trip = Path(_start(now)).drive(4_000).drive(7_000, left_m=400.0).drive(LENGTH_M)
+    trip = _deviating(now)
     messages = [trip.fixes[i : i + 5] for i in range(0, len(trip.fixes), 5)]
     for n, fixes in enumerate(messages):  # the broker spreads one device over both
         payload = encode_telemetry(truck.device_id, next(truck.seqs), fixes, truck.key)

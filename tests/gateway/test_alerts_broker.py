@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 
 import paho.mqtt.client as mqtt
@@ -14,11 +13,11 @@ from sqlalchemy import Engine
 
 from devices.signing import encode_lock, encode_telemetry
 from gateway.payloads import LockEvent, LockEventKind
-from gateway.service import Gateway
 from gateway.topics import lock_topic, telemetry_topic
 from tests.support.alert_trips import Path, alerts, ms, picked_up
 from tests.support.brokers import broker_url_for_tests, free_port
 from tests.support.brokers import unique_name as unique
+from tests.support.gateways import RunningGateway
 from tests.support.telemetry import Vehicle, wait_for
 from tests.support.world import build_world
 from waste.clock import utcnow
@@ -48,20 +47,8 @@ def test_an_alert_is_published_on_its_kind_topic(
         if url
         else f"embedded://127.0.0.1:{free_port()}?{own}"
     )
-    gateway = Gateway(
-        settings.model_copy(
-            update={
-                "mqtt_url": mqtt_url,
-                "gateway_metrics_port": 0,
-                "gateway_batch_interval_s": 0.05,
-            }
-        ),
-        engine=engine,
-    )
-    stop = threading.Event()
-    gateway.start()
-    runner = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
-    runner.start()
+    running = RunningGateway(settings, engine, mqtt_url)
+    gateway = running.gateway
     received: list[tuple[str, dict[str, object]]] = []
     try:
         sub = _client(gateway.broker.host, gateway.broker.port)
@@ -84,7 +71,5 @@ def test_an_alert_is_published_on_its_kind_topic(
         dev.disconnect()
         sub.disconnect()
     finally:
-        stop.set()
-        runner.join(timeout=10)
-        gateway.close()
-    assert not runner.is_alive()
+        running.close()
+    assert not running.thread.is_alive()

@@ -184,7 +184,8 @@ def test_an_append_waiting_for_its_manifest_holds_up_no_other_manifest(
             free = service.append_event(
                 uow=uow, principal=ADMIN, manifest_id=heads["free"][0], envelope=cancel("free")
             )
-        assert waiter.is_alive() and not outcome  # still waiting for the manifest's row
+        assert waiter.is_alive()  # still waiting for the manifest's row
+        assert not outcome
         blocker.rollback()
         waiter.join()
 

@@ -22,9 +22,9 @@ from devices.client import DeviceClient
 from devices.link import PahoLink
 from gateway.broker import BrokerConfig
 from gateway.payloads import Fix, LockEvent, LockEventKind
-from gateway.service import Gateway
 from tests.support.brokers import Mosquitto, broker_url_for_tests, free_port, mosquitto_path
 from tests.support.brokers import unique_name as unique
+from tests.support.gateways import RunningGateway
 from tests.support.telemetry import ORIGIN, make_rig, wait_for
 from tests.support.world import build_world
 from waste.clock import utcnow
@@ -121,26 +121,6 @@ def mqtt_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         broker.stop()
 
 
-class Running:
-    """A started gateway, run on a thread, with the track updates it handed on."""
-
-    def __init__(self, settings: Settings, engine: Engine, url: str) -> None:
-        self.updates: list[TrackUpdate] = []
-        gw_settings = settings.model_copy(
-            update={"mqtt_url": url, "gateway_metrics_port": 0, "gateway_batch_interval_s": 0.05}
-        )
-        self.gateway = Gateway(gw_settings, engine=engine, consumers=[self.updates.extend])
-        self.stop = threading.Event()
-        self.gateway.start()
-        self.thread = threading.Thread(target=self.gateway.run, args=(self.stop,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(10)
-        self.gateway.close()
-
-
 def _fixes(start_min: float, count: int) -> list[Fix]:
     base = utcnow() - timedelta(minutes=start_min)
     return [
@@ -189,7 +169,7 @@ def test_a_network_outage_is_buffered_and_delivered_in_order_exactly_once(
 ) -> None:
     world = build_world(client, admin_headers, haulers=1, sites=1)
     hauler = world.haulers[0]
-    running = Running(settings, engine, mqtt_url)
+    running = RunningGateway(settings, engine, mqtt_url)
     proxy = Proxy(running.gateway.broker.port)
     device = _device(
         (hauler.device_id, hauler.device_key), tmp_path / "dev", "127.0.0.1", proxy.port
@@ -240,7 +220,9 @@ def test_the_broker_itself_going_down_loses_nothing(
     hauler = world.haulers[0]
     broker = Mosquitto(tmp_path / "mq", persistence=True)
     broker.start()
-    running = Running(settings, engine, f"{broker.url}?client_id={unique('gw')}&session_expiry=600")
+    running = RunningGateway(
+        settings, engine, f"{broker.url}?client_id={unique('gw')}&session_expiry=600"
+    )
     proxy = Proxy(broker.port)
     device = _device(
         (hauler.device_id, hauler.device_key), tmp_path / "dev", "127.0.0.1", proxy.port
@@ -283,7 +265,7 @@ def test_a_crashed_device_resends_what_was_not_acknowledged(
     bytes; the gateway keeps one copy of each."""
     world = build_world(client, admin_headers, haulers=1, sites=1)
     hauler = world.haulers[0]
-    running = Running(
+    running = RunningGateway(
         settings, engine, f"embedded://127.0.0.1:{free_port()}?client_id={unique('gw')}"
     )
     proxy = Proxy(running.gateway.broker.port)

@@ -2,95 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.orm import Session
 
-from tests.support.world import World, build_world
-from waste.config import Settings
+from tests.support.tamper import Logged, findings, logged_fixture, manual_checkpoints  # noqa: F401 (fixtures)
 from waste.ledger import merkle
 from waste.ledger.checkpoint import Checkpoint as CheckpointBody
 from waste.ledger.checkpoint import NoteSigner, sign_note
 from waste.ledger.keys import generate_private_key
 from waste.ledger.models import Checkpoint, CustodyEvent, LogEntry, LogHead, LogNode
 from waste.ledger.store import LogStore
-from waste.ledger.verify_log import LogReport, verify_log
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """No background checkpoints: only those the tests ask for (sizes 4 and 8)."""
-    settings.checkpoint_interval_s = 3600
-    return settings
-
-
-@dataclass
-class Logged:
-    """A log with three manifests driven through the API, and a checkpoint at its size."""
-
-    world: World
-    engine: Engine
-    vkey: str
-    full: str  # filed, picked up, received, disposed
-    picked: str  # filed, picked up
-    cancelled: str  # filed, cancelled
-    size: int
-
-    def verify(self, workers: int = 1) -> LogReport:
-        return verify_log(self.engine, self.vkey, workers=workers)
-
-    def leaf_of(self, manifest_id: str, seq: int) -> int:
-        with self.engine.connect() as conn:
-            leaf = conn.scalar(
-                select(CustodyEvent.leaf_index).where(
-                    CustodyEvent.manifest_id == manifest_id, CustodyEvent.seq == seq
-                )
-            )
-        assert leaf is not None
-        return int(leaf)
-
-
-def _receipt(world: World) -> dict[str, Any]:
-    return {
-        "mass_kg": 794.0,
-        "accepted_kg": 794.0,
-        "refused_kg": 0,
-        "seal_id": f"SEAL-{world.haulers[0].device_id}",
-        "seal_intact": True,
-    }
-
-
-@pytest.fixture
-def logged(client: TestClient, admin_headers: dict[str, str], engine: Engine) -> Logged:
-    world = build_world(client, admin_headers)
-    producer, hauler, site = world.producer, world.haulers[0].client, world.sites[0]
-    full = producer.file(world.filing())["manifest_id"]
-    hauler.pick_up(full, world.pickup(), cosigners=[producer.key])
-    picked = producer.file(world.filing())["manifest_id"]
-    hauler.pick_up(picked, world.pickup(), cosigners=[producer.key])
-    client.get("/v1/log/checkpoint")  # a checkpoint in the middle of the log
-    site.receive(full, _receipt(world))
-    cancelled = producer.file(world.filing())["manifest_id"]
-    site.dispose(full, {"operation": "D10", "mass_kg": 794.0})
-    producer.cancel(cancelled, "plans changed")
-    assert client.get("/v1/log/checkpoint").text.split("\n")[1] == "8"
-    return Logged(world, engine, producer.log_key(), full, picked, cancelled, 8)
 
 
 def _append(conn: Connection, entry: dict[str, Any]) -> None:
     with Session(bind=conn) as session:
         LogStore(session).append(kind=entry["kind"], subject=None, entry=entry)
         session.flush()
-
-
-def _places(report: LogReport) -> dict[str, str]:
-    print(report.render())  # shown by pytest when an assertion fails
-    assert not report.ok, report.render()
-    return {f.where: f.what for f in report.findings}
 
 
 def test_a_clean_log_verifies_in_worker_processes(logged: Logged) -> None:
@@ -118,7 +47,7 @@ def test_a_mass_changed_in_an_event_row_is_named(logged: Logged) -> None:
             .where(CustodyEvent.manifest_id == logged.full, CustodyEvent.seq == 2)
             .values(envelope=envelope)
         )
-    places = _places(logged.verify())
+    places = findings(logged.verify())
     where = f"manifest {logged.full} seq 2"
     assert list(places) == [where]
     leaf = logged.leaf_of(logged.full, 2)
@@ -137,7 +66,7 @@ def test_changed_entry_bytes_are_named_by_leaf(logged: Logged) -> None:
             .where(LogEntry.leaf_index == leaf)
             .values(entry=entry.replace(b'"mass_kg":794', b'"mass_kg":700'))
         )
-    places = _places(logged.verify())
+    places = findings(logged.verify())
     assert places[f"leaf {leaf}"].startswith("entry bytes changed")
     assert set(places) == {f"leaf {leaf}", "checkpoint 8"}  # the leaf is after checkpoint 4
 
@@ -150,7 +79,7 @@ def test_a_deleted_event_row_is_named_with_its_leaf(logged: Logged) -> None:
                 CustodyEvent.manifest_id == logged.full, CustodyEvent.seq.in_([1, 3])
             )
         )
-    places = _places(logged.verify())
+    places = findings(logged.verify())
     first, last = f"manifest {logged.full} seq 1", f"manifest {logged.full} seq 3"
     assert set(places) == {first, last}
     assert places[first].startswith(f"event row deleted (log leaf {leaf} has it)")
@@ -164,7 +93,7 @@ def test_swapped_seqs_are_named(logged: Logged) -> None:
         conn.execute(update(CustodyEvent).where(*where, CustodyEvent.seq == 1).values(seq=99))
         conn.execute(update(CustodyEvent).where(*where, CustodyEvent.seq == 2).values(seq=1))
         conn.execute(update(CustodyEvent).where(*where, CustodyEvent.seq == 99).values(seq=2))
-    places = _places(logged.verify())
+    places = findings(logged.verify())
     first, second, third = (f"manifest {logged.full} seq {n}" for n in (1, 2, 3))
     assert set(places) == {first, second, third}
     assert "stored as seq 1, but its envelope says seq 2" in places[first]
@@ -196,7 +125,7 @@ def test_a_rewritten_leaf_with_consistent_nodes_is_caught_by_the_checkpoint(
             conn.execute(
                 update(LogNode).where(LogNode.level == level, LogNode.idx == idx).values(hash=value)
             )
-    places = _places(logged.verify())
+    places = findings(logged.verify())
     assert places["checkpoint 8"] == "root does not match the recomputed tree"
     assert "checkpoint 4" not in places  # the leaf came after it
     assert not any(p.startswith(("leaf", "node")) for p in places)
@@ -209,7 +138,7 @@ def test_a_truncated_log_is_named(logged: Logged) -> None:
     with logged.engine.begin() as conn:
         conn.execute(delete(LogEntry).where(LogEntry.leaf_index >= 6))
         conn.execute(update(LogHead).values(size=6))
-    places = _places(logged.verify())
+    places = findings(logged.verify())
     assert "checkpoint 8 was signed, the log has 6 leaves" in places["log truncated"]
     assert "stored nodes lie beyond size 6" in places["log truncated"]
     assert any("its log leaf 7 is missing" in what for what in places.values())
@@ -218,7 +147,7 @@ def test_a_truncated_log_is_named(logged: Logged) -> None:
 def test_leaves_missing_below_the_head_are_named(logged: Logged) -> None:
     with logged.engine.begin() as conn:
         conn.execute(delete(LogEntry).where(LogEntry.leaf_index >= 6))
-    places = _places(logged.verify())
+    places = findings(logged.verify())
     assert places["log truncated"] == "head says 8, 6 leaves present"
 
 
@@ -230,7 +159,7 @@ def test_a_forged_checkpoint_note_is_named(logged: Logged) -> None:
         forger = NoteSigner(logged.vkey.split("+")[0], generate_private_key())
         note = sign_note(CheckpointBody(forger.name, 8, bytes(row.root_hash)).body(), forger)
         conn.execute(update(Checkpoint).where(Checkpoint.size == 8).values(note=note))
-    places = _places(logged.verify())
+    places = findings(logged.verify())
     assert list(places) == ["checkpoint 8"]
     assert places["checkpoint 8"].startswith("forged or damaged: the note is not signed by")
 
@@ -248,7 +177,7 @@ def test_a_checkpoint_held_outside_catches_a_consistent_rewrite_of_the_tail(
                 conn.execute(delete(LogNode).where(LogNode.level == level, LogNode.idx == idx))
         conn.execute(delete(Checkpoint).where(Checkpoint.size > 6))
         conn.execute(update(LogHead).values(size=6))
-    assert verify_log(logged.engine, logged.vkey, workers=1).ok
-    report = verify_log(logged.engine, logged.vkey, workers=1, checkpoints=[kept])
-    held = _places(report)["log truncated"]
+    assert logged.verify().ok
+    report = logged.verify(checkpoints=[kept])
+    held = findings(report)["log truncated"]
     assert held == "checkpoint 8 (held outside) was signed, the log has 6 leaves"

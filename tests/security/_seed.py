@@ -11,25 +11,27 @@ from __future__ import annotations
 import itertools
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
-from tests.support.parties import Actor, public_b64, register
-from tests.support.world import ROUTE, box
+from tests.support.parties import Actor, register
+from tests.support.world import (
+    ROUTE,
+    add_vehicle_with_device,
+    box,
+    filing_data,
+    license_site,
+    pickup_data,
+)
 from waste.client import PartyClient
 from waste.ledger.envelope import GENESIS_PREV_HASH, make_body, sign_body
 
 SCOPES = ("own", "other", "region")
 REGIONS = {"own": "330702", "other": "330702", "region": "440305"}
 _serial = itertools.count(1)
-
-
-def ts(moment: datetime) -> str:
-    """A protocol timestamp (second precision)."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -53,31 +55,7 @@ class Group:
 
     def filing(self) -> dict[str, Any]:
         """Valid `filed` data from this group's producer to its site with its hauler."""
-        now = datetime.now(UTC).replace(microsecond=0)
-        return {
-            "producer": self.producer.id,
-            "hauler": self.hauler.id,
-            "vehicle": self.plate,
-            "destination": self.site.id,
-            "wastes": [
-                {
-                    "code": "900-041-49",
-                    "name": "Oily rags",
-                    "hazards": ["T", "In"],
-                    "form": "solid",
-                    "packaging": "200 L drum",
-                    "containers": 4,
-                    "mass_kg": 800,
-                }
-            ],
-            "route": ROUTE,
-            "corridor_m": 50,
-            "pickup_window": {
-                "from": ts(now - timedelta(hours=1)),
-                "to": ts(now + timedelta(hours=4)),
-            },
-            "deliver_by": ts(now + timedelta(hours=8)),
-        }
+        return filing_data(self.producer.id, self.hauler.id, self.plate, self.site.id)
 
     def filed_envelope(self) -> dict[str, Any]:
         """A new manifest's `filed` envelope, signed by this group's producer."""
@@ -106,46 +84,16 @@ def build_group(http: TestClient, admin: dict[str, str], scope: str) -> Group:
     hauler = register(http, admin, "hauler", region=region)
     site = register(http, admin, "disposal_site", region=region)
     plate = f"浙S{next(_serial):05d}"
-    veh = http.post(
-        f"/v1/parties/{hauler.id}/vehicles",
-        json={"plate": plate, "capacity_kg": 18000},
-        headers=hauler.headers,
-    )
-    assert veh.status_code == 201, veh.text
     device_id = f"DEV-SEC-{scope}-{next(_serial)}"
-    dev = http.post(
-        "/v1/devices",
-        json={
-            "device_id": device_id,
-            "public_key": public_b64(Ed25519PrivateKey.generate()),
-            "vehicle_id": veh.json()["id"],
-        },
-        headers=hauler.headers,
+    vehicle_id = add_vehicle_with_device(
+        http, hauler, plate, device_id, Ed25519PrivateKey.generate()
     )
-    assert dev.status_code == 201, dev.text
-    permit = http.post(
-        f"/v1/parties/{site.id}/permits",
-        json={
-            "number": f"PERMIT-SEC-{site.id[:8]}",
-            "waste_codes": ["900-041-49"],
-            "annual_capacity_kg": 1_000_000,
-            "valid_from": "2025-01-01",
-            "valid_until": "2030-12-31",
-            "area": box(end[0], end[1]),
-        },
-        headers=admin,
-    )
-    assert permit.status_code == 201, permit.text
-    group = Group(scope, producer, hauler, site, veh.json()["id"], plate, device_id)
+    number = f"PERMIT-SEC-{site.id[:8]}"
+    license_site(http, admin, number, ["900-041-49"], box(end[0], end[1]), site)
+    group = Group(scope, producer, hauler, site, vehicle_id, plate, device_id)
     filed = group.client(http, "producer").file(group.filing())
     group.manifest_id, group.number = filed["manifest_id"], filed["number"]
-    pickup = {
-        "hauler": hauler.id,
-        "vehicle": plate,
-        "device_id": device_id,
-        "seal_id": f"SEAL-{device_id}",
-        "mass_kg": 795.0,
-    }
+    pickup = pickup_data(hauler.id, plate, device_id, 795.0)
     group.client(http, "hauler").pick_up(group.manifest_id, pickup, cosigners=[producer.key])
     return group
 

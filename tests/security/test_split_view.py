@@ -12,13 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 
-from tests.security._tamper import Logged, build_log, consistent, root_of
 from tests.support.reliability import Recorder
-from waste.config import Settings
+from tests.support.tamper import Logged, consistent, logged_fixture, manual_checkpoints, root_of  # noqa: F401 (fixtures)
 from waste.ledger.checkpoint import NoteVerifier
 
 
@@ -42,21 +39,6 @@ def compare(http: TestClient, verifier: NoteVerifier, note_a: str, note_b: str) 
     if ok:
         return Verdict(True, f"size {new[0]} extends size {old[0]} (consistency proof verifies)")
     return Verdict(False, f"split view: no consistency proof from size {old[0]} to size {new[0]}")
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """No background checkpoints: only those the tests ask for."""
-    settings.checkpoint_interval_s = 3600
-    return settings
-
-
-@pytest.fixture
-def logged(
-    client: TestClient, admin_headers: dict[str, str], engine: Engine, settings: Settings
-) -> Logged:
-    """Three manifests, 8 custody events."""
-    return build_log(client, admin_headers, engine, settings)
 
 
 def test_an_honest_log_gives_regulators_consistent_checkpoints(logged: Logged) -> None:

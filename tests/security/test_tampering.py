@@ -15,39 +15,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from tests.security._tamper import Logged, body_of, build_log, root_of
 from tests.support.reliability import Recorder
+from tests.support.tamper import (  # noqa: F401 (fixtures)
+    Logged,
+    body_of,
+    findings,
+    logged_fixture,
+    manual_checkpoints,
+    root_of,
+)
 from waste.cli import app as cli
-from waste.config import Settings
 from waste.ledger.checkpoint import cosign, cosigner_vkey, verify_cosignature
-from waste.ledger.verify_log import LogReport, verify_log
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """No background checkpoints: only those the tests ask for."""
-    settings.checkpoint_interval_s = 3600
-    return settings
-
-
-@pytest.fixture
-def logged(
-    client: TestClient, admin_headers: dict[str, str], engine: Engine, settings: Settings
-) -> Logged:
-    """Three manifests, 8 custody events, checkpoints at sizes 4 and 8."""
-    return build_log(client, admin_headers, engine, settings)
-
-
-def _places(report: LogReport) -> dict[str, str]:
-    print(report.render())  # shown when an assertion fails
-    assert not report.ok, report.render()
-    return {f.where: f.what for f in report.findings}
 
 
 def test_a_re_signed_consistent_rewrite_is_caught_by_a_regulators_cosigned_checkpoint(
@@ -71,9 +52,9 @@ def test_a_re_signed_consistent_rewrite_is_caught_by_a_regulators_cosigned_check
     forged = logged.resign()
     assert root_of(forged, logged.verifier)[0] == 8
 
-    alone = verify_log(logged.engine, logged.vkey, workers=1)
+    alone = logged.verify()
     assert alone.ok, alone.render()
-    places = _places(verify_log(logged.engine, logged.vkey, workers=1, checkpoints=[kept]))
+    places = findings(logged.verify(checkpoints=[kept]))
     assert places == {"checkpoint 8 (held outside)": "root does not match the recomputed tree"}
 
     note_file = tmp_path / "regulator-3307-checkpoint-8.txt"
@@ -106,7 +87,7 @@ def test_swapped_leaves_are_named_by_leaf_and_by_event(logged: Logged) -> None:
     leaf they point at."""
     a, b = logged.leaf_of(logged.full, 1), logged.leaf_of(logged.full, 2)
     logged.swap_leaves(a, b)
-    places = _places(verify_log(logged.engine, logged.vkey, workers=1))
+    places = findings(logged.verify())
     for leaf in (a, b):
         assert places[f"node (0, {leaf})"] == "differs from the hash recomputed from its children"
     for size in (4, 8):

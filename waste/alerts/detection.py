@@ -16,6 +16,7 @@ the vehicle's unmanifested-movement watch (``vehicle_watches``, also row-locked)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -293,19 +294,7 @@ def _with_fixes(session: Session, rt: LegRuntime, c: Candidate) -> Candidate:
         rows = [rows[int(i * step)] for i in range(MAX_EVIDENCE_FIXES - 1)] + [rows[-1]]
     evidence = dict(c.evidence)
     evidence["fixes"] = [[format_utc(t), lat, lon, hdop] for t, lat, lon, hdop in rows]
-    return Candidate(
-        c.kind,
-        c.severity,
-        c.key,
-        c.at,
-        c.lat,
-        c.lon,
-        evidence,
-        ended_at=c.ended_at,
-        last_seen_at=c.last_seen_at,
-        manifest_id=c.manifest_id,
-        leg_index=c.leg_index,
-    )
+    return replace(c, evidence=evidence)
 
 
 def watch_vehicle(

@@ -10,7 +10,7 @@ events: they survive a replay of the leg's track (``restart``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -300,30 +300,15 @@ class LegEngine:
             and lon is not None
             and any(a.kind is AreaKind.DESTINATION for a in self.areas.containing(lat, lon))
         )
-        facts = self.facts
+        sighting = rules.LockSighting(
+            lock.device_id, lock.seq, lock.t, lock.lock_id, lat, lon, located_by
+        )
         if lock.event == "unsealed":
             if at_destination:
                 return []
-            cand = rules.seal_opened(
-                facts,
-                device_id=lock.device_id,
-                seq=lock.seq,
-                t=lock.t,
-                lock_id=lock.lock_id,
-                lat=lat,
-                lon=lon,
-                located_by=located_by,
-            )
+            cand = rules.seal_opened(self.facts, sighting)
         else:
-            cand = rules.tamper(
-                facts,
-                device_id=lock.device_id,
-                seq=lock.seq,
-                t=lock.t,
-                lock_id=lock.lock_id,
-                lat=lat,
-                lon=lon,
-            )
+            cand = rules.tamper(self.facts, sighting)
             if at_destination:
                 return [cand]
         signal_id = f"{lock.device_id}/{lock.seq}"
@@ -352,19 +337,7 @@ class LegEngine:
 
 
 def _at_position(cand: Candidate, lat: float, lon: float) -> Candidate:
-    return Candidate(
-        cand.kind,
-        cand.severity,
-        cand.key,
-        cand.at,
-        lat,
-        lon,
-        cand.evidence,
-        ended_at=cand.ended_at,
-        last_seen_at=cand.last_seen_at,
-        manifest_id=cand.manifest_id,
-        leg_index=cand.leg_index,
-    )
+    return replace(cand, lat=lat, lon=lon)
 
 
 def final(candidates: Sequence[Candidate]) -> list[Candidate]:

@@ -268,7 +268,7 @@ def _record(
     )
     session.add(row)
     uow.flush()
-    message = {"alert": alert_payload(alert), "transition": _message(row)}
+    message = {"alert": alert_payload(alert), "transition": transition_message(row)}
     parties = recipients(uow=uow, alert=alert)
     topics = [TOPIC_TRANSITIONED]
     if command.action is Action.ESCALATE:
@@ -304,7 +304,8 @@ def _stale(version: int, state: str) -> Conflict:
     )
 
 
-def _message(row: AlertTransition) -> dict[str, Any]:
+def transition_message(row: AlertTransition) -> dict[str, Any]:
+    """One handling step as parties see it (no notes or accounts)."""
     return {
         "seq": row.seq,
         "action": row.details.get("action"),

@@ -11,9 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select
@@ -24,12 +23,13 @@ from waste.alerts.handling import (
     get_alert,
     handling_of,
     overdue_condition,
+    transition_message,
     transitions_of,
 )
 from waste.alerts.models import Alert, AlertTransition
 from waste.alerts.payload import alert_payload
 from waste.auth.tokens import Principal
-from waste.clock import format_utc, parse_utc
+from waste.clock import format_utc, parse_day_or_utc, parse_utc
 from waste.errors import Invalid
 from waste.manifests.models import ManifestParty
 from waste.registry.domain import Role, region_prefix
@@ -37,7 +37,6 @@ from waste.uow import UnitOfWork
 
 MAX_LIMIT = 200
 MAX_RISK_PARTIES = 10_000
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SEVERITY_RANK = case(
     *((Alert.severity == s, i) for i, s in enumerate(lifecycle.SEVERITIES)), else_=-1
 )
@@ -64,15 +63,7 @@ class AlertFilter:
 
 def parse_bound(value: str | None, field: str, *, end: bool) -> datetime | None:
     """``YYYY-MM-DD`` (a whole UTC day; ``to`` includes it) or an RFC 3339 timestamp."""
-    if value is None:
-        return None
-    if _DATE.match(value):
-        try:
-            day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
-        except ValueError as exc:
-            raise Invalid(f"{field} is not a real date", field=field) from exc
-        return day + timedelta(days=1) if end else day
-    return parse_utc(value, field=field)
+    return None if value is None else parse_day_or_utc(value, field=field, end=end)
 
 
 def visibility(principal: Principal) -> ColumnElement[bool] | None:
@@ -232,15 +223,7 @@ def alert_item(alert: Alert, *, now: datetime, full: bool) -> dict[str, Any]:
 
 def transition_item(row: AlertTransition, *, full: bool) -> dict[str, Any]:
     """One handling step as the API shows it (parties see no notes or accounts)."""
-    item: dict[str, Any] = {
-        "seq": row.seq,
-        "action": row.details.get("action"),
-        "from_state": row.from_state,
-        "to_state": row.to_state,
-        "severity": row.details.get("severity"),
-        "at": format_utc(row.at),
-        "log_index": row.log_index,
-    }
+    item = transition_message(row)
     if full:
         item |= {
             "actor": row.actor,

@@ -307,66 +307,59 @@ def _s(seconds: float) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def seal_opened(
-    facts: LegFacts,
-    *,
-    device_id: str,
-    seq: int,
-    t: datetime,
-    lock_id: str,
-    lat: float | None,
-    lon: float | None,
-    located_by: str,
+@dataclass(frozen=True)
+class LockSighting:
+    """An e-lock event and where it happened (``located_by``: lock, last_fix or none)."""
+
+    device_id: str
+    seq: int
+    t: datetime
+    lock_id: str
+    lat: float | None
+    lon: float | None
+    located_by: str
+
+
+def _lock_candidate(
+    kind: str, facts: LegFacts, lock: LockSighting, evidence: dict[str, Any]
 ) -> Candidate:
+    """A critical alert keyed by the e-lock event that raised it."""
+    return Candidate(
+        kind,
+        "critical",
+        f"{kind}:{lock.device_id}/{lock.seq}",
+        lock.t,
+        lock.lat,
+        lock.lon,
+        evidence,
+        manifest_id=facts.manifest_id,
+        leg_index=facts.leg_index,
+    )
+
+
+def seal_opened(facts: LegFacts, lock: LockSighting) -> Candidate:
     """``seal_opened_off_site`` (critical): unsealed outside the destination, leg open."""
-    return Candidate(
-        SEAL_OPENED_OFF_SITE,
-        "critical",
-        f"{SEAL_OPENED_OFF_SITE}:{device_id}/{seq}",
-        t,
-        lat,
-        lon,
-        {
-            "lock_id": lock_id,
-            "expected_seal_id": facts.seal_id,
-            "device_id": device_id,
-            "seq": seq,
-            "event": "unsealed",
-            "located_by": located_by,
-        },
-        manifest_id=facts.manifest_id,
-        leg_index=facts.leg_index,
-    )
+    evidence = {
+        "lock_id": lock.lock_id,
+        "expected_seal_id": facts.seal_id,
+        "device_id": lock.device_id,
+        "seq": lock.seq,
+        "event": "unsealed",
+        "located_by": lock.located_by,
+    }
+    return _lock_candidate(SEAL_OPENED_OFF_SITE, facts, lock, evidence)
 
 
-def tamper(
-    facts: LegFacts,
-    *,
-    device_id: str,
-    seq: int,
-    t: datetime,
-    lock_id: str,
-    lat: float | None,
-    lon: float | None,
-) -> Candidate:
+def tamper(facts: LegFacts, lock: LockSighting) -> Candidate:
     """``seal_tamper`` (critical) from an e-lock ``tamper`` event."""
-    return Candidate(
-        SEAL_TAMPER,
-        "critical",
-        f"{SEAL_TAMPER}:{device_id}/{seq}",
-        t,
-        lat,
-        lon,
-        {
-            "source": "e-lock",
-            "lock_id": lock_id,
-            "expected_seal_id": facts.seal_id,
-            "device_id": device_id,
-            "seq": seq,
-        },
-        manifest_id=facts.manifest_id,
-        leg_index=facts.leg_index,
-    )
+    evidence = {
+        "source": "e-lock",
+        "lock_id": lock.lock_id,
+        "expected_seal_id": facts.seal_id,
+        "device_id": lock.device_id,
+        "seq": lock.seq,
+    }
+    return _lock_candidate(SEAL_TAMPER, facts, lock, evidence)
 
 
 def is_excursion_end(event: object) -> bool:

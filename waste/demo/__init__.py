@@ -11,8 +11,10 @@ is asked to do), ``datadir.py`` (the demo's own data directory, ``--fresh`` /
 ``--continue``, the 0600 tokens file), ``plan.py`` (the county and the day's labelled
 trips, registered through the API), ``stack.py`` (the API server, the gateway with its
 alert detection, the alert feed), ``board.py`` (trip states as custody steps are posted),
-``scoring.py`` (alerts against the labels), ``audit.py`` (every manifest's bundle
-verified offline), ``display.py`` (the live terminal view), ``summary.py`` and ``run.py``.
+``pace.py`` (the fleet's progress and the watermark the sweep judges by), ``scoring.py``
+(alerts against the labels), ``audit.py`` (every manifest's bundle verified offline),
+``display.py`` (the live terminal view), ``summary.py``, ``run.py`` and ``cli.py``.
+``docs/demo.md`` tells the whole story.
 """
 
 from waste.demo.options import DemoOptions

@@ -50,8 +50,7 @@ class DemoOptions:
     stay: bool = False
     """Keep serving after the day until Ctrl-C (the console can be browsed)."""
     headless: bool = False
-    """No live display (plain lines, or nothing with ``quiet``)."""
-    quiet: bool = False
+    """No live display: plain lines (the command's choice of display)."""
     settle_timeout_s: float = 60.0
     """How long to wait at the end for the gateway to store what the devices sent."""
 

@@ -85,7 +85,7 @@ def _play(
     stack: DemoStack,
     display: Display,
     stop: threading.Event,
-) -> tuple[FleetReport | None, bool]:
+) -> tuple[FleetReport, bool]:
     """Run the fleet on a thread, ticking the display; (report, stopped early)."""
     result: list[FleetReport] = []
     runner = threading.Thread(
@@ -104,7 +104,7 @@ def _play(
         stopped = True
         fleet.stop()
         runner.join(30)
-    return (result[0] if result else None), stopped
+    return (result[0] if result else fleet.report), stopped or not result
 
 
 def _status(fleet: PacedFleet, board: TripBoard, stack: DemoStack) -> Status:
@@ -233,12 +233,11 @@ def run_demo(
             clock.follow(watermark(fleet.progress, stack.judged_records), timedelta(0))
             display.phase("driving")
             report, stopped = _play(fleet, board, stack, display, stop)
-            summary.stopped_early = stopped or report is None
-            if report is not None:
-                summary.records_sent = sum(report.records.values())
-                summary.custody_posted = report.custody_posted
-                summary.custody_refused = list(report.custody_failed)
-                summary.undelivered = dict(report.undelivered)
+            summary.stopped_early = stopped
+            summary.records_sent = sum(report.records.values())
+            summary.custody_posted = report.custody_posted
+            summary.custody_refused = list(report.custody_failed)
+            summary.undelivered = dict(report.undelivered)
             summary.manifests_filed = board.filed
             summary.trips_completed = board.completed()
             if not summary.stopped_early:

@@ -4,8 +4,8 @@
   handlers of its own: the caller owns Ctrl-C).
 - the gateway (``gateway.service.Gateway``, embedded broker unless told otherwise)
   ingesting on a thread, with alert detection on every commit; its sweep (silent legs,
-  missed deadlines) judges by a ``SweepClock`` that follows the *simulated* clock of the
-  fleet, a few wall seconds behind it, so a compressed day is judged on its own time.
+  missed deadlines) judges by a ``SweepClock`` that the caller points at the simulated
+  day's watermark (``waste.demo.pace``), so a compressed day is judged on its own time.
 - ``AlertFeed``: a subscriber to ``waste/v1/alerts/#``, as a control room would be.
 
 ``DemoStack.close`` stops everything in reverse order: threads joined, the broker's

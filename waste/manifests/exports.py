@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from waste.auth.tokens import Principal
-from waste.clock import format_utc, parse_utc
+from waste.clock import format_utc, parse_day_or_utc
 from waste.errors import Invalid
 from waste.manifests.queries import ManifestFilter, party_names, scan
 from waste.uow import UnitOfWork
@@ -25,7 +24,6 @@ from waste.uow import UnitOfWork
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 MAX_PERIOD_DAYS = 366
 MAX_EXPORT_ROWS = 50_000
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 MANIFEST_COLUMNS = (
     "number",
@@ -74,20 +72,10 @@ def to_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
     return "\ufeff" + out.getvalue()
 
 
-def _bound(value: str, field: str, *, end: bool) -> datetime:
-    if _DATE.match(value):
-        try:
-            day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
-        except ValueError as exc:
-            raise Invalid(f"{field} is not a real date", field=field) from exc
-        return day + timedelta(days=1) if end else day
-    return parse_utc(value, field=field)
-
-
 def parse_period(start: str, end: str) -> tuple[datetime, datetime]:
     """[from, to) from ``YYYY-MM-DD`` (whole UTC days, ``to`` included) or RFC 3339 timestamps."""
-    lo = _bound(start, "query.from", end=False)
-    hi = _bound(end, "query.to", end=True)
+    lo = parse_day_or_utc(start, field="query.from", end=False)
+    hi = parse_day_or_utc(end, field="query.to", end=True)
     if hi <= lo:
         raise Invalid("to must be after from", field="query.to")
     if hi - lo > timedelta(days=MAX_PERIOD_DAYS):

@@ -1,12 +1,17 @@
 """A log of real custody events, a regulator who cosigns checkpoints, and an operator who
-edits the database directly — with the log's own signing key in hand."""
+edits the database directly — with the log's own signing key in hand.
+
+Test modules take the fixtures ``settings`` (no background checkpoints) and ``logged`` by
+importing ``manual_checkpoints`` and ``logged_fixture``."""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, select, update
@@ -28,6 +33,7 @@ from waste.ledger.checkpoint import (
 from waste.ledger.models import Checkpoint, Cosignature, CustodyEvent, LogEntry, LogHead, LogNode
 from waste.ledger.service import load_or_create_log_key, publish_checkpoint
 from waste.ledger.store import LogStore
+from waste.ledger.verify_log import LogReport, verify_log
 from waste.uow import UnitOfWork
 
 
@@ -65,6 +71,10 @@ class Logged:
     full: str  # filed, picked up, received, disposed
     picked: str  # filed, picked up
     cancelled: str  # filed, cancelled
+
+    def verify(self, workers: int = 1, checkpoints: Sequence[str] = ()) -> LogReport:
+        """Run verify-log over the database with the log's key (and notes held outside)."""
+        return verify_log(self.engine, self.vkey, workers=workers, checkpoints=checkpoints)
 
     @property
     def verifier(self) -> NoteVerifier:
@@ -183,6 +193,28 @@ def build_log(
     producer.cancel(cancelled, "plans changed")
     assert http.get("/v1/log/checkpoint").text.split("\n")[1] == "8"
     return Logged(http, world, engine, settings, producer.log_key(), full, picked, cancelled)
+
+
+@pytest.fixture(name="settings")
+def manual_checkpoints(settings: Settings) -> Settings:
+    """No background checkpoints: only those the tests ask for."""
+    settings.checkpoint_interval_s = 3600
+    return settings
+
+
+@pytest.fixture(name="logged")
+def logged_fixture(
+    client: TestClient, admin_headers: dict[str, str], engine: Engine, settings: Settings
+) -> Logged:
+    """Three manifests, 8 custody events, checkpoints at sizes 4 and 8."""
+    return build_log(client, admin_headers, engine, settings)
+
+
+def findings(report: LogReport) -> dict[str, str]:
+    """What a failed report names, by place (the report is printed for a failing test)."""
+    print(report.render())  # shown by pytest when an assertion fails
+    assert not report.ok, report.render()
+    return {f.where: f.what for f in report.findings}
 
 
 def root_of(note: str, verifier: NoteVerifier) -> tuple[int, bytes]:
