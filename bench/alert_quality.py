@@ -64,7 +64,6 @@ from waste.clock import utcnow
 from waste.config import Settings
 from waste.db import make_session_factory
 from waste.demo.pace import Progress, watermark
-from waste.demo.plan import orderly
 from waste.demo.run import fetch_alerts
 from waste.demo.scoring import Match, Score, score
 from waste.demo.stack import DemoStack, SweepClock
@@ -337,14 +336,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         trucks_per_hauler=max(2, -(-trips // 24)),
         tag=secrets.token_hex(2).upper()[:3],
     )
-    corpus = orderly(
-        make_corpus(
-            trips,
-            seed=args.seed,
-            incident_share=incidents / trips,
-            county=county,
-            end=utcnow() - timedelta(minutes=1),
-        )
+    corpus = make_corpus(
+        trips,
+        seed=args.seed,
+        incident_share=incidents / trips,
+        county=county,
+        end=utcnow() - timedelta(minutes=1),
     )
     span = corpus.end - corpus.start
     print(

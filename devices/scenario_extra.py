@@ -88,6 +88,9 @@ def multi_leg(
     lat, lon = county.path(prefix).point(county.path(prefix).length_m)
     late = rng.random() < opts.late_handover_share
     delay = minutes(rng, 20, 60) if late else None
+    if delay is not None:
+        # Posted late, but never after the receipt: the server needs the load in transit.
+        delay = min(delay, received_at - handover_at - 60 * _S)
     handover = {
         "from_hauler": a.hauler,
         "to_hauler": b.hauler,

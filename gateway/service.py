@@ -2,17 +2,18 @@
 
 Broker (``WASTE_MQTT_URL``):
 
-- ``mqtt://…`` / ``mqtts://…``: a real broker. Unless the URL names a ``share_group``,
-  the gateway subscribes as a member of the MQTT 5 shared subscription group
-  ``waste-gateway``, so several processes share the load; each needs its own client
-  id (``?client_id=`` or ``waste gateway --client-id``), kept across restarts so its
+- ``mqtt://…`` / ``mqtts://…``: a real broker. The gateway subscribes plainly (not
+  shared) unless a share group is set (``?share_group=`` or
+  ``WASTE_GATEWAY_SHARE_GROUP``): then it joins that MQTT 5 shared subscription group,
+  so several processes share the load. Each process needs its own client id
+  (``?client_id=`` or ``waste gateway --client-id``), kept across restarts so its
   persistent session, and the messages unacknowledged in it, are resumed.
 - ``embedded://`` starts the embedded broker (``gateway/broker.py``: Mosquitto as a
   child process when installed, its data in ``<data_dir>/mosquitto``; else amqtt
   in-process, MQTT 3.1.1 and one gateway only) on 127.0.0.1:1884 (``EMBEDDED_PORT``,
   chosen not to collide with a system Mosquitto on 1883); ``embedded://127.0.0.1:PORT``
   picks another port. Devices connect to it like to any broker, and on Mosquitto more
-  gateways may join with ``mqtt://127.0.0.1:1884?client_id=…``.
+  gateways may join with ``mqtt://127.0.0.1:1884?client_id=…`` (all with one share group).
 
 Shutdown: stop taking messages, commit and acknowledge the batch in hand, stop the
 sealer, disconnect cleanly, stop the embedded broker. Metrics and health are served
@@ -44,21 +45,21 @@ from waste.config import Settings
 from waste.db import make_engine, make_session_factory
 from waste.migrate import ensure_schema
 
-__all__ = ["EMBEDDED_PORT", "SHARE_GROUP", "Gateway", "broker_config", "run"]
+__all__ = ["EMBEDDED_PORT", "Gateway", "broker_config", "run"]
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_PORT = 1884
-SHARE_GROUP = "waste-gateway"  # the default of Settings.gateway_share_group
 
 
 def broker_config(settings: Settings, *, client_id: str | None = None) -> BrokerConfig:
-    """The broker to use: the URL's, plus the default embedded port and share group.
+    """The broker to use: the URL's, plus the default embedded port and the share group.
 
-    The URL's ``share_group`` wins, then ``WASTE_GATEWAY_SHARE_GROUP``; empty means a
-    plain subscription (one gateway), which Mosquitto restores from persistence after
-    a restart; before 2.0.12 it does not restore shared ones, and drops what devices
-    publish until the gateway has subscribed again.
+    The URL's ``share_group`` wins, then ``WASTE_GATEWAY_SHARE_GROUP``; empty (the
+    default) means a plain subscription, which every broker restores from persistence
+    after a restart. Sharing is opt-in because Mosquitto before 2.0.12 does not restore
+    shared subscriptions, and drops what devices publish until the gateway has
+    subscribed again (``tests/faults/test_broker_restart.py``).
     """
     config = BrokerConfig.from_url(settings.mqtt_url)
     if client_id:

@@ -67,10 +67,11 @@ class Settings(BaseSettings):
         default=9464, ge=0, le=65535, description="Gateway /metrics and /healthz port; 0: off."
     )
     gateway_share_group: str = Field(
-        default="waste-gateway",
-        description="MQTT 5 shared-subscription group the gateways join (a share_group in "
-        "WASTE_MQTT_URL wins); empty: a plain subscription, for a single gateway. Mosquitto "
-        "before 2.0.12 drops messages for a shared subscription restored after a restart.",
+        default="",
+        description="MQTT 5 shared-subscription group the gateways join to split the load "
+        "(a share_group in WASTE_MQTT_URL wins); empty (default): a plain subscription, "
+        "which a broker restart loses nothing of. Opt in only on a broker that restores "
+        "shared subscriptions after a restart (Mosquitto >= 2.0.12, EMQX).",
     )
     gateway_batch_fixes: int = Field(default=1000, ge=1, le=100_000)
     gateway_batch_interval_s: float = Field(default=0.2, gt=0, le=60)

@@ -1,5 +1,5 @@
 """The demo's parts that need no server: its data directory, scoring against the labels,
-the corpus fix-up, the sweep's clocks and the command's refusals."""
+the sweep's clocks and the command's refusals."""
 
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ from waste.demo.datadir import (
 )
 from waste.demo.options import DemoOptions, Restart, parse_kinds
 from waste.demo.pace import Progress, watermark
-from waste.demo.plan import orderly
 from waste.demo.scoring import score
 from waste.demo.stack import SweepClock, demo_broker_url
 
@@ -164,19 +163,6 @@ def test_alerts_are_scored_against_the_labels() -> None:
     assert result.kinds["route_deviation"].false == 0
     assert len(result.matches) == len(alerts) - 1  # the foreign alert is not this corpus's
     assert result.by_kind()["route_deviation"] == result.kinds["route_deviation"].true
-
-
-def test_a_late_handover_is_posted_before_the_receipt_it_precedes() -> None:
-    s = make_scenario("multi_leg", seed=1, start=T0)
-    steps = {c.type: c for c in s.custody}
-    late = replace(steps["handed_over"], post_at=steps["received"].post_at + timedelta(minutes=9))
-    broken = replace(s, custody=tuple(late if c.type == "handed_over" else c for c in s.custody))
-    fixed = orderly(Corpus(make_county(random.Random(1)), (broken,), 1))
-    custody = fixed.scenarios[0].custody
-    assert [c.type for c in custody] == ["filed", "picked_up", "handed_over", "received"]
-    assert custody[2].post_at == steps["received"].post_at - timedelta(minutes=1)
-    untouched = Corpus(make_county(random.Random(1)), (s,), 1)
-    assert orderly(untouched).scenarios[0] is s
 
 
 # -- clocks --------------------------------------------------------------------------

@@ -221,3 +221,30 @@ def test_two_gateways_sharing_a_leg_raise_one_alert(
         tracker = uow.session.get(LegTrackerState, (mid, 0))
         assert tracker is not None
         assert tracker.fixes == len(trip.fixes)
+
+
+def test_fixes_stored_while_detection_was_cut_off_are_replayed(
+    rig: Rig, world: World, truck: Vehicle
+) -> None:
+    """A gateway killed between the ingest commit and detection leaves fixes stored and
+    acknowledged but never fed; the next update of the leg must replay them."""
+    now = utcnow()
+    mid = picked_up(world, now)
+    found = detector(rig)
+    trip = _deviating(now)
+    cut = len(Path(_start(now)).drive(4_000).fixes) - 2  # just before the truck leaves the road
+    back = cut + 40
+    send_fixes(rig, truck, trip.fixes[:cut])
+    rig.ingestor.consumers.remove(found)  # the process dies after committing this batch
+    send_fixes(rig, truck, trip.fixes[cut:back])
+    assert alerts(rig.engine, manifest_id=mid) == []
+    restarted = detector(rig)
+    send_fixes(rig, truck, trip.fixes[back:])
+    (alert,) = alerts(rig.engine, manifest_id=mid)
+    assert alert.kind == "route_deviation"
+    assert trip.fixes[cut].t <= alert.at < trip.fixes[back].t
+    assert restarted.errors == 0
+    with UnitOfWork(make_session_factory(rig.engine)) as uow:
+        tracker = uow.session.get(LegTrackerState, (mid, 0))
+        assert tracker is not None
+        assert tracker.fixes == len(trip.fixes)

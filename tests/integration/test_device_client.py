@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,9 +22,9 @@ from devices.client import DeviceClient
 from devices.link import PahoLink
 from gateway.broker import BrokerConfig
 from gateway.payloads import Fix, LockEvent, LockEventKind
-from tests.support.brokers import Mosquitto, broker_url_for_tests, free_port, mosquitto_path
+from tests.support.brokers import Mosquitto, free_port, mosquitto_path
 from tests.support.brokers import unique_name as unique
-from tests.support.gateways import RunningGateway
+from tests.support.gateways import RunningGateway, gateway_mqtt_url  # noqa: F401 (fixture)
 from tests.support.telemetry import ORIGIN, make_rig, wait_for
 from tests.support.world import build_world
 from waste.clock import utcnow
@@ -96,29 +96,6 @@ class Proxy:
         self._closed = True
         self.cut()
         self.listener.close()
-
-
-@pytest.fixture(params=["embedded", "amqtt", "mosquitto"])
-def mqtt_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A broker URL for the gateway (which starts the embedded broker itself)."""
-    own = f"client_id={unique('gw')}"
-    if request.param == "embedded":
-        yield f"embedded://127.0.0.1:{free_port()}?{own}"
-        return
-    if request.param == "amqtt":
-        yield f"embedded://127.0.0.1:{free_port()}?{own}&broker=amqtt"
-        return
-    if url := broker_url_for_tests():
-        yield f"{url}?{own}&share_group={unique('g')}&session_expiry=60"
-        return
-    if mosquitto_path() is None:
-        pytest.skip("mosquitto is not installed and WASTE_TEST_MQTT_URL is not set")
-    broker = Mosquitto(tmp_path / "mq")
-    broker.start()
-    try:
-        yield f"{broker.url}?{own}&session_expiry=60"
-    finally:
-        broker.stop()
 
 
 def _fixes(start_min: float, count: int) -> list[Fix]:

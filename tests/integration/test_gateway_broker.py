@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -22,37 +20,15 @@ from sqlalchemy import Engine
 from gateway.broker import EmbeddedBackend, MqttVersion
 from gateway.service import Gateway
 from gateway.transport import PahoTransport
-from tests.support.brokers import Mosquitto, broker_url_for_tests, free_port, mosquitto_path
+from tests.support.brokers import free_port, mosquitto_path
 from tests.support.brokers import unique_name as unique
+from tests.support.gateways import gateway_mqtt_url  # noqa: F401 (fixture)
 from tests.support.telemetry import Rig, Vehicle, http_get, make_rig, minutes_ago, wait_for
 from tests.support.world import build_world
 from waste.config import Settings
 from waste.telemetry.models import DeadLetter, DeviceMessage, DevicePresence, TelemetryFix
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture(params=["embedded", "amqtt", "mosquitto"])
-def mqtt_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A broker URL for a gateway with its own client id (and share group on a real broker)."""
-    own = f"client_id={unique('gw')}"
-    if request.param == "embedded":  # Mosquitto as the gateway's child, if installed
-        yield f"embedded://127.0.0.1:{free_port()}?{own}"
-        return
-    if request.param == "amqtt":  # the fallback when Mosquitto is not installed
-        yield f"embedded://127.0.0.1:{free_port()}?{own}&broker=amqtt"
-        return
-    if url := broker_url_for_tests():
-        yield f"{url}?{own}&share_group={unique('g')}&session_expiry=60"
-        return
-    if mosquitto_path() is None:
-        pytest.skip("mosquitto is not installed and WASTE_TEST_MQTT_URL is not set")
-    broker = Mosquitto(tmp_path)
-    broker.start()
-    try:
-        yield f"{broker.url}?{own}&session_expiry=60"
-    finally:
-        broker.stop()
 
 
 def publisher(host: str, port: int) -> mqtt.Client:

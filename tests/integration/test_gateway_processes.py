@@ -5,6 +5,10 @@ share group of this test's own), this test's database (SQLite or PostgreSQL), tw
 gateway subprocesses. Several devices publish a signed stream, duplicates included;
 one gateway is killed with SIGKILL mid-stream and started again. Every message must
 be stored exactly once, and both processes must have taken a share.
+
+Sharing is opt-in (the default is a plain subscription, which every gateway would get
+all of): gateway ``a`` names the group in its URL (``?share_group=``), ``b`` in
+``WASTE_GATEWAY_SHARE_GROUP``, the two ways an operator scales out.
 """
 
 from __future__ import annotations
@@ -120,12 +124,16 @@ def test_two_gateways_store_every_message_exactly_once(
     group = unique("share")
     base = {k: v for k, v in os.environ.items() if not k.startswith("WASTE_")}
     gateways = []
-    for name in ("a", "b"):
-        env = base | {
+    opt_in = {
+        "a": ({"share_group": group}, {}),
+        "b": ({}, {"WASTE_GATEWAY_SHARE_GROUP": group}),
+    }
+    for name, (query, setting) in opt_in.items():
+        params = {"client_id": f"{group}-{name}", **query, "session_expiry": "120"}
+        env = base | setting | {
             "WASTE_DATA_DIR": str(tmp_path / name),
             "WASTE_DATABASE_URL": engine.url.render_as_string(hide_password=False),
-            "WASTE_MQTT_URL": f"{broker_url}?client_id={group}-{name}&share_group={group}"
-            "&session_expiry=120",
+            "WASTE_MQTT_URL": f"{broker_url}?" + "&".join(f"{k}={v}" for k, v in params.items()),
             "WASTE_GATEWAY_METRICS_PORT": str(free_port()),
             "WASTE_GATEWAY_BATCH_INTERVAL_S": "0.05",
             "WASTE_AUTO_MIGRATE": "false",

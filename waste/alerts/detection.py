@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
@@ -119,6 +119,28 @@ def _stored_track(
     return [to_fix(stored_fix(r)) for r in fixes], [to_lock(stored_lock(r)) for r in locks]
 
 
+def _unfed_fixes(
+    session: Session, manifest_id: str, leg_index: int, since: datetime, fixes: Sequence[Fix]
+) -> bool:
+    """Whether the leg has stored fixes after ``since`` that this update does not carry.
+
+    Detection runs after the ingest commit, so a gateway killed in between leaves fixes
+    stored and acknowledged but never fed; another process's batch can be in flight too.
+    Either way the leg must replay its stored track, or its alerts would depend on when
+    a process died.
+    """
+    stored = session.scalar(
+        select(func.count())
+        .select_from(TelemetryFix)
+        .where(
+            TelemetryFix.manifest_id == manifest_id,
+            TelemetryFix.leg_index == leg_index,
+            TelemetryFix.t > since,
+        )
+    )
+    return int(stored or 0) > sum(1 for f in fixes if f.t > since)
+
+
 def detect_leg(
     *,
     uow: UnitOfWork,
@@ -155,6 +177,8 @@ def detect_leg(
         if overran and defer_replay:
             row.replay_due = True
         elif overran:
+            late = True
+        if not late and _unfed_fixes(session, manifest_id, leg_index, row.last_t, fixes):
             late = True
     memory = row.rules or None
     if late:

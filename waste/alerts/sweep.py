@@ -3,7 +3,8 @@
 ``sweep`` replays the legs the append path marked ``replay_due``; raises
 ``signal_lost`` for open legs whose last fix (or opening, if none) is older than
 ``signal_lost_s``, or whose device's last presence message is its will (offline)
-and it did not come back within ``will_grace_s``; and
+and it did not come back within ``will_grace_s`` of its last fix before the will (all
+judged on the fixes' clock, the one ``now`` is given on: see ``_offline``); and
 ``overdue_delivery`` for manifests not received by their deliver-by time, or whose
 receipt was not confirmed (``disposed``) within five working days. Each alert is
 raised once (its key exists afterwards); the track path ends a gap alert when fixes
@@ -30,7 +31,7 @@ from waste.clock import parse_utc
 from waste.ledger.models import CustodyEvent
 from waste.manifests.deadlines import CONFIRM_WITHIN_WORKING_DAYS, confirmation_due
 from waste.manifests.models import Manifest
-from waste.telemetry.models import DevicePresence, TripLeg
+from waste.telemetry.models import DevicePresence, TelemetryFix, TripLeg
 from waste.uow import UnitOfWork
 
 __all__ = ["sweep"]
@@ -81,7 +82,16 @@ def _replays(
 
 
 def _offline(session: Session, devices: Sequence[str]) -> dict[str, datetime]:
-    """Devices whose latest presence message says offline, with when it was received."""
+    """Devices whose latest presence message says offline, with when they went silent.
+
+    That moment is the time of the last fix the device sent before its will reached us
+    (the fixes' own clock, the one ``now`` and ``since`` are on), not the will's arrival
+    (the wall clock of whichever gateway stored it): the broker sends a will only 1.5
+    keepalives after the last packet, so the outage began at the last sign of life, and
+    a replay judged on a simulated clock would otherwise compare two clocks and never
+    fire. Fix and will are ordered by arrival (both stamped on arrival), so a fix that
+    came after the will is not taken for the last one before it. A device with no fix
+    before its will is left to the no-fix rule."""
     if not devices:
         return {}
     latest = (
@@ -94,7 +104,18 @@ def _offline(session: Session, devices: Sequence[str]) -> dict[str, datetime]:
             DevicePresence.id.in_(latest)
         )
     )
-    return {d: at for d, online, at in rows if not online}
+    out: dict[str, datetime] = {}
+    for device_id, online, will_at in list(rows):
+        if online:
+            continue
+        silent = session.scalar(
+            select(func.max(TelemetryFix.t)).where(
+                TelemetryFix.device_id == device_id, TelemetryFix.received_at <= will_at
+            )
+        )
+        if silent is not None:
+            out[device_id] = silent
+    return out
 
 
 def _signals(

@@ -26,7 +26,7 @@ from waste.clock import utcnow
 from waste.demo.datadir import DemoState
 from waste.demo.options import DemoOptions
 
-__all__ = ["Day", "orderly", "party_names", "plan_day", "register_day"]
+__all__ = ["Day", "party_names", "plan_day", "register_day"]
 
 BASE_TRUCKS_PER_HAULER = 2
 
@@ -65,40 +65,15 @@ def plan_day(state: DemoState, options: DemoOptions, number: int) -> Day:
     )
     name = base.name if number == 1 else f"{base.name} day {number}"  # manifest ids differ
     county = replace(base, trucks=fleet.trucks, name=name)
-    corpus = orderly(
-        make_corpus(
-            options.trips,
-            seed=state.seed * 1009 + number,
-            incident_share=options.incidents,
-            county=county,
-            kinds=options.kinds,
-            end=utcnow() - timedelta(minutes=1),
-        )
+    corpus = make_corpus(
+        options.trips,
+        seed=state.seed * 1009 + number,
+        incident_share=options.incidents,
+        county=county,
+        kinds=options.kinds,
+        end=utcnow() - timedelta(minutes=1),
     )
     return Day(number, county, corpus)
-
-
-def orderly(corpus: Corpus) -> Corpus:
-    """``corpus`` with every late handover posted before its manifest's receipt.
-
-    ``devices.scenario_extra.multi_leg`` may post a late handover (20-60 minutes after it
-    happened) after the site has already posted the receipt, which the server rightly
-    refuses (a handover needs the load in transit). Such a handover is posted a minute
-    before the receipt instead: still late, still unknown while the truck drives."""
-    scenarios = []
-    for s in corpus.scenarios:
-        receipts = {c.manifest: c.post_at for c in s.custody if c.type in ("received", "rejected")}
-        steps = []
-        for c in s.custody:
-            limit = receipts.get(c.manifest)
-            late = c.type == "handed_over" and limit is not None and c.post_at >= limit
-            if late and limit is not None:
-                steps.append(replace(c, post_at=max(c.at, limit - timedelta(minutes=1))))
-            else:
-                steps.append(c)
-        custody = tuple(sorted(steps, key=lambda c: c.post_at))
-        scenarios.append(s if custody == s.custody else replace(s, custody=custody))
-    return replace(corpus, scenarios=tuple(scenarios))
 
 
 def _ok(resp: Any, what: str) -> dict[str, Any]:

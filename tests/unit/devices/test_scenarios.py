@@ -303,3 +303,47 @@ def test_unknown_kinds_are_refused() -> None:
         make_scenario("teleport")
     with pytest.raises(ValueError):
         make_corpus(0)
+
+
+def _posted_in_order(s: Scenario, county: County) -> None:
+    """Every manifest's steps, taken in the order they are posted, are accepted one by one,
+    and a handover is always posted before the receipt that ends its manifest."""
+    kinds = {p.key: p.kind for p in (*county.producers, *county.sites)}
+    kinds |= {h.key: "hauler" for h in county.haulers}
+    posted = sorted(s.custody, key=lambda c: c.post_at)
+    for plan in s.manifests:
+        steps = [c for c in posted if c.manifest == plan.key]
+        manifest_id = str(uuid.uuid5(uuid.NAMESPACE_URL, plan.key))
+        records = [
+            EventRecord(
+                c.type, c.actor, c.at, c.data, {p: kinds[p] for p in (c.actor, *c.cosigners)},
+                manifest_id,
+            )
+            for c in steps
+        ]
+        for n in range(1, len(records) + 1):
+            replay(records[:n])  # raises if a step is refused at the moment it is posted
+        ends = [c.post_at for c in steps if c.type in ("received", "rejected")]
+        for c in steps:
+            assert c.at <= c.post_at
+            if c.type == "handed_over":
+                assert ends, s.key
+                assert c.post_at < min(ends), (s.key, c.post_at, ends)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_custody_steps_of_every_scenario_are_postable_in_order(kind: str) -> None:
+    county = county_of(0)
+    for seed in range(20):
+        _posted_in_order(make_scenario(kind, seed=seed, start=START, county=county), county)
+
+
+def test_a_late_handover_is_always_posted_before_the_receipt() -> None:
+    from devices.paperwork import Options
+
+    county, late = county_of(0), Options(late_handover_share=1.0)
+    for seed in range(100):
+        s = make_scenario("multi_leg", seed=seed, start=START, county=county, options=late)
+        steps = {c.type: c for c in s.custody}
+        assert steps["handed_over"].post_at - steps["handed_over"].at >= timedelta(minutes=10)
+        _posted_in_order(s, county)
