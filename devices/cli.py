@@ -225,3 +225,58 @@ def simulate(
     if report.undelivered:
         typer.secho(f"undelivered: {report.undelivered}", fg="red", err=True)
         raise typer.Exit(1)
+
+
+@devices_app.command("jt808-bridge")
+def jt808_bridge(
+    terminals: Annotated[
+        Path, typer.Option(help="JSON file: terminal phone number → device id")
+    ] = Path("terminals.json"),
+    key_dir: Annotated[
+        Path, typer.Option(help="The devices' keys (DEVICE_ID.pem, DEVICE_ID.password)")
+    ] = Path("."),
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (0.0.0.0: every interface)")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port for terminals")] = 7611,
+    state_dir: Annotated[Path, typer.Option(help="The devices' outboxes")] = Path("jt808-state"),
+    attributes_log: Annotated[
+        Path | None, typer.Option(help="Append the reports' alarms and statuses here (JSONL)")
+    ] = None,
+) -> None:
+    """Accept JT/T 808 terminals over TCP and publish their reports as signed fixes.
+
+    The broker is the settings' ``WASTE_MQTT_URL``; the bridge signs with each device's
+    key, so keep KEY_DIR as safe as the devices themselves.
+    """
+    import threading
+
+    from devices.jt808_serve import BridgeConfigError, load_terminals, start_bridge
+    from gateway.broker import BrokerConfig
+    from waste.config import Settings
+
+    try:
+        broker = BrokerConfig.from_url(Settings().mqtt_url)
+    except ValueError as exc:  # pydantic's ValidationError is one too
+        raise _fail(f"bad broker settings: {exc}") from exc
+    if broker.embedded:  # the gateway's embedded broker: connect to it as a client
+        broker = broker.with_port(broker.port or 1884)
+    try:
+        running = start_bridge(
+            load_terminals(terminals),
+            key_dir=key_dir,
+            state_dir=state_dir,
+            host=host,
+            port=port,
+            broker=broker,
+            attributes_log=attributes_log,
+        )
+    except (BridgeConfigError, OSError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"JT/T 808 bridge on {host}:{running.port} for {len(running.clients)} devices")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.close()

@@ -102,6 +102,7 @@ class Fleet:
         post_custody: PostCustody | None = None,
         sim_start: datetime | None = None,
         durable: bool = False,
+        on_progress: Callable[[str, datetime], None] | None = None,
     ) -> None:
         if broker is None and link_factory is None:
             raise ValueError("give a broker or a link_factory")
@@ -114,6 +115,10 @@ class Fleet:
         start = min(s.start for s in self.scenarios) if sim_start is None else sim_start
         self.clock = SimClock(start, speed)
         self.durable = durable
+        self.on_progress = on_progress
+        """Called with (kind, simulated time) after each item is done: ``record`` (a fix or
+        e-lock event handed to its device), ``custody`` (a step posted or refused),
+        ``down``/``up`` (a link cut or restored); from the scheduler's thread."""
         self.clients: dict[str, DeviceClient] = {}
         self.report = FleetReport()
         self._stop = threading.Event()
@@ -179,6 +184,8 @@ class Fleet:
                     continue
                 heapq.heappop(timeline)
                 self._do(kind, item)
+                if self.on_progress is not None:
+                    self.on_progress(kind, at)
             self._drain(drain_timeout)
         finally:
             self._stop.set()

@@ -25,10 +25,10 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 
 from sqlalchemy import Engine
@@ -41,6 +41,7 @@ from gateway.sealer import Sealer
 from gateway.transport import PahoTransport, TransportError
 from waste.alerts.thresholds import ThresholdBook, configure
 from waste.alerts.worker import AlertDetector, AlertWorker
+from waste.clock import utcnow
 from waste.config import Settings
 from waste.db import make_engine, make_session_factory
 from waste.migrate import ensure_schema
@@ -82,9 +83,11 @@ class Gateway:
         engine: Engine | None = None,
         consumers: Sequence[TrackConsumer] = (),
         alerts: bool = True,
+        alert_clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
         self._alerts = alerts
+        self._alert_clock = alert_clock  # the sweep's now (a replay gives its own)
         self.broker = broker_config(settings, client_id=client_id)
         self._own_engine = engine is None
         self.engine = engine or make_engine(settings.resolved_database_url)
@@ -129,6 +132,7 @@ class Gateway:
                 book=book,
                 interval_s=min(1.0, s.alert_sweep_interval_s),
                 sweep_interval_s=s.alert_sweep_interval_s,
+                clock=self._alert_clock,
             )
         self.ingestor = Ingestor(
             transport=self.transport,

@@ -6,7 +6,7 @@ in time compressed some thousand-fold."""
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -123,6 +123,7 @@ def test_a_fleet_on_fake_links_delivers_every_record_with_its_own_time(tmp_path:
     factory, links = fake_links()
     span = (corpus.end - corpus.start).total_seconds()
     posted: list[str] = []
+    progress: list[tuple[str, datetime]] = []
     fleet = Fleet(
         corpus.scenarios,
         corpus.county,
@@ -130,10 +131,22 @@ def test_a_fleet_on_fake_links_delivers_every_record_with_its_own_time(tmp_path:
         speed=span / 3,
         link_factory=factory,
         post_custody=lambda _s, step: posted.append(step.type),
+        on_progress=lambda kind, at: progress.append((kind, at)),
     )
     report = fleet.run()
     assert report.undelivered == {}
     assert sorted(posted) == sorted(c.type for s in corpus.scenarios for c in s.custody)
+    assert [at for _, at in progress] == sorted(at for _, at in progress)  # in simulated order
+    records = sorted(
+        r.t
+        for s in corpus.scenarios
+        for m in s.transmissions
+        for r in (*m.fixes, *[m.lock][:1])
+        if r is not None
+    )
+    assert [at for kind, at in progress if kind == "record"] == records
+    custody = sorted(c.post_at for s in corpus.scenarios for c in s.custody)
+    assert [at for kind, at in progress if kind == "custody"] == custody
     for truck in corpus.county.trucks:
         link = links.get(truck.device_id)
         if link is None:

@@ -63,7 +63,7 @@ def test_published_messages_are_stored_once_and_acknowledged(
         amqtt = gateway.embedded.backend is EmbeddedBackend.AMQTT
         assert amqtt == ("broker=amqtt" in mqtt_url or mosquitto_path() is None)
         assert gateway.transport.protocol is (MqttVersion.V311 if amqtt else MqttVersion.V5)
-        assert (gateway.broker.share_group is None) == amqtt
+        assert gateway.broker.share_group is None  # default: a plain subscription
     runner = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
     runner.start()
     rig: Rig = make_rig(engine)  # only for counting rows

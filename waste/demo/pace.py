@@ -58,7 +58,7 @@ class PacedFleet(Fleet):
     """A ``Fleet`` that keeps a ``Progress`` of what its scheduler has done."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, on_progress=self._note, **kwargs)
         self.progress = Progress(self.clock.sim_start)
 
     @property
@@ -66,13 +66,12 @@ class PacedFleet(Fleet):
         """The simulated time the scheduler has reached."""
         return self.progress.position
 
-    def _do(self, kind: str, item: Any) -> None:
-        """Do the item, then note how far the scheduler has got."""
-        super()._do(kind, item)
+    def _note(self, kind: str, at: datetime) -> None:
+        """Note how far the scheduler has got (a record's time, a custody step's posting)."""
         if kind == "record":
-            self.progress.record(item[1].t)
+            self.progress.record(at)
         elif kind == "custody":
-            self.progress.reached(item[1].post_at)
+            self.progress.reached(at)
 
 
 def watermark(
