@@ -30,6 +30,9 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_as_batch=is_sqlite(str(engine.url)),
             compare_type=True,
+            # SQLite's DDL is transactional: one BEGIN IMMEDIATE transaction for the
+            # version read and every step, so processes starting at once migrate once.
+            transactional_ddl=True,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -248,3 +248,44 @@ def test_fixes_stored_while_detection_was_cut_off_are_replayed(
         tracker = uow.session.get(LegTrackerState, (mid, 0))
         assert tracker is not None
         assert tracker.fixes == len(trip.fixes)
+
+
+def test_a_seal_event_stored_while_detection_was_cut_off_is_replayed(
+    rig: Rig, world: World, truck: Vehicle
+) -> None:
+    """A batch of only e-lock events, stored and acknowledged but never fed (the process
+    died between the ingest commit and detection), is fed by the leg's next update."""
+    now = utcnow()
+    mid = picked_up(world, now)
+    found = detector(rig)
+    trip = Path(_start(now)).drive(5_000).park(240, left_m=150.0)
+    send_fixes(rig, truck, trip.fixes)
+    rig.ingestor.consumers.remove(found)  # the process dies after committing the seal event
+    send_lock(rig, truck, trip.t, "unsealed", trip.position(150.0))
+    restarted = detector(rig)
+    trip.park(300, left_m=150.0).drive(LENGTH_M)
+    send_fixes(rig, truck, trip.fixes[-60:])
+    kinds = {a.kind for a in alerts(rig.engine, manifest_id=mid)}
+    assert {"seal_opened_off_site", "suspected_illegal_dumping"} <= kinds
+    assert restarted.errors == 0
+    with UnitOfWork(make_session_factory(rig.engine)) as uow:
+        tracker = uow.session.get(LegTrackerState, (mid, 0))
+        assert tracker is not None
+        assert tracker.locks == 1
+
+
+def test_a_seal_event_fed_once_is_not_fed_again(rig: Rig, world: World, truck: Vehicle) -> None:
+    """The lock count matches after ordinary incremental updates: no needless replays."""
+    now = utcnow()
+    mid = picked_up(world, now)
+    detector(rig)
+    trip = Path(_start(now)).drive(3_000)
+    send_fixes(rig, truck, trip.fixes)
+    send_lock(rig, truck, trip.t, "sealed", trip.position())
+    sent = len(trip.fixes)
+    trip.drive(6_000)
+    send_fixes(rig, truck, trip.fixes[sent:])
+    with UnitOfWork(make_session_factory(rig.engine)) as uow:
+        tracker = uow.session.get(LegTrackerState, (mid, 0))
+        assert tracker is not None
+        assert (tracker.locks, tracker.rebuilds) == (1, 0)

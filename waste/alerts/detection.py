@@ -93,6 +93,7 @@ def _tracker_row(
         "last_t": None,
         "replay_due": False,
         "fixes": 0,
+        "locks": 0,
         "rebuilds": 0,
         "updated_at": now,
     }
@@ -119,26 +120,39 @@ def _stored_track(
     return [to_fix(stored_fix(r)) for r in fixes], [to_lock(stored_lock(r)) for r in locks]
 
 
-def _unfed_fixes(
-    session: Session, manifest_id: str, leg_index: int, since: datetime, fixes: Sequence[Fix]
+def _unfed_records(
+    session: Session,
+    row: LegTrackerState,
+    fixes: Sequence[Fix],
+    locks: Sequence[LockIn],
 ) -> bool:
-    """Whether the leg has stored fixes after ``since`` that this update does not carry.
+    """Whether the leg's stored records differ from those fed plus this update's.
 
     Detection runs after the ingest commit, so a gateway killed in between leaves fixes
-    stored and acknowledged but never fed; another process's batch can be in flight too.
-    Either way the leg must replay its stored track, or its alerts would depend on when
-    a process died.
+    or e-lock events stored and acknowledged but never fed; another process's batch can
+    be in flight too (a replay then feeds it first, and its own update must not feed
+    its e-lock events twice). Either way the leg replays its stored track, or its
+    alerts would depend on when a process died.
     """
-    stored = session.scalar(
-        select(func.count())
-        .select_from(TelemetryFix)
-        .where(
-            TelemetryFix.manifest_id == manifest_id,
-            TelemetryFix.leg_index == leg_index,
-            TelemetryFix.t > since,
+    leg = (row.manifest_id, row.leg_index)
+    if row.last_t is not None:
+        stored = session.scalar(
+            select(func.count())
+            .select_from(TelemetryFix)
+            .where(
+                TelemetryFix.manifest_id == leg[0],
+                TelemetryFix.leg_index == leg[1],
+                TelemetryFix.t > row.last_t,
+            )
         )
+        if int(stored or 0) > sum(1 for f in fixes if f.t > row.last_t):
+            return True
+    stored_locks = session.scalar(
+        select(func.count())
+        .select_from(TelemetryLockEvent)
+        .where(TelemetryLockEvent.manifest_id == leg[0], TelemetryLockEvent.leg_index == leg[1])
     )
-    return int(stored or 0) > sum(1 for f in fixes if f.t > since)
+    return int(stored_locks or 0) != (row.locks or 0) + len(locks)
 
 
 def detect_leg(
@@ -178,7 +192,10 @@ def detect_leg(
             row.replay_due = True
         elif overran:
             late = True
-        if not late and _unfed_fixes(session, manifest_id, leg_index, row.last_t, fixes):
+    if not late and _unfed_records(session, row, fixes, locks):
+        if defer_replay:
+            row.replay_due = True
+        else:
             late = True
     memory = row.rules or None
     if late:
@@ -186,7 +203,7 @@ def detect_leg(
         engine.restart()
         all_fixes, all_locks = _stored_track(session, manifest_id, leg_index)
         found = engine.feed(all_fixes, all_locks)
-        row.fixes = len(all_fixes)
+        row.fixes, row.locks = len(all_fixes), len(all_locks)
         row.rebuilds += 0 if fresh else 1
         row.replay_due = False
     else:
@@ -195,6 +212,7 @@ def detect_leg(
         )
         found = engine.feed(fixes, locks)
         row.fixes += len(fixes)
+        row.locks = (row.locks or 0) + len(locks)
     if rt.closed_at is not None and not engine.closed:
         found += engine.close(rt.closed_at)
     if weighing is not None:

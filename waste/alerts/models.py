@@ -106,7 +106,9 @@ class LegTrackerState(Base):
     gateway processes sharing a leg take turns. ``last_t`` is the last fix fed in
     fix-time order; an older fix arriving later makes the leg replay its stored track.
     ``replay_due``: the leg closed before fixes already fed (the append path closed it
-    as it stood); the gateway's sweep replays it.
+    as it stood); the gateway's sweep replays it. ``fixes`` and ``locks`` count the
+    records fed, so records stored but never fed (a process killed between the ingest
+    commit and detection) are noticed and replayed.
     """
 
     __tablename__ = "leg_trackers"
@@ -123,6 +125,7 @@ class LegTrackerState(Base):
     last_t: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     replay_due: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     fixes: Mapped[int] = mapped_column(Integer)
+    locks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     rebuilds: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
