@@ -289,3 +289,20 @@ def test_a_seal_event_fed_once_is_not_fed_again(rig: Rig, world: World, truck: V
         tracker = uow.session.get(LegTrackerState, (mid, 0))
         assert tracker is not None
         assert (tracker.locks, tracker.rebuilds) == (1, 0)
+
+
+def test_a_seal_event_bound_to_no_leg_cut_off_from_detection_still_arms_the_watch(
+    rig: Rig, truck: Vehicle, engine: Engine
+) -> None:
+    """The movement watch reads the vehicle's stored records, so a sealing stored but
+    never fed (the process died after the ingest commit) still arms it."""
+    now = utcnow()
+    found = detector(rig)
+    start = now - timedelta(minutes=30)
+    rig.ingestor.consumers.remove(found)
+    send_lock(rig, truck, start, "sealed", None)
+    restarted = detector(rig)
+    send_fixes(rig, truck, Path(start + timedelta(seconds=5)).drive(4_000).fixes)
+    (moved,) = alerts(engine, kind="unmanifested_movement")
+    assert moved.vehicle == truck.plate
+    assert restarted.errors == 0

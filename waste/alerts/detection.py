@@ -339,6 +339,37 @@ def _with_fixes(session: Session, rt: LegRuntime, c: Candidate) -> Candidate:
     return replace(c, evidence=evidence)
 
 
+def _unfed_for_watch(
+    session: Session, vehicle: str, state: dict[str, Any], fixes: Sequence[Fix]
+) -> tuple[list[Fix], list[LockIn]]:
+    """The vehicle's stored records its watch has not taken: the e-lock events after the
+    last one taken (the latest one, for a new watch) and, when ``fixes`` come, the fixes
+    bound to no leg after the last one taken.
+
+    Read from the database rather than taken from the update, so records stored but never
+    fed (a process killed between the ingest commit and detection) are fed now.
+    """
+    query = select(TelemetryLockEvent).where(TelemetryLockEvent.vehicle == vehicle)
+    if state.get("lock_t"):
+        query = query.where(TelemetryLockEvent.t > parse_utc(state["lock_t"]))
+    else:
+        query = query.order_by(TelemetryLockEvent.t.desc()).limit(1)
+    locks = sorted((to_lock(stored_lock(r)) for r in session.scalars(query)), key=lambda k: k.t)
+    if not fixes:
+        return [], locks
+    since = parse_utc(state["last_t"]) if state.get("last_t") else min(f.t for f in fixes)
+    rows = session.scalars(
+        select(TelemetryFix)
+        .where(
+            TelemetryFix.vehicle == vehicle,
+            TelemetryFix.manifest_id.is_(None),
+            TelemetryFix.t >= since,
+        )
+        .order_by(TelemetryFix.t, TelemetryFix.device_id, TelemetryFix.seq, TelemetryFix.idx)
+    )
+    return [to_fix(stored_fix(r)) for r in rows], locks
+
+
 def watch_vehicle(
     *,
     uow: UnitOfWork,
@@ -346,10 +377,10 @@ def watch_vehicle(
     vehicle: str,
     device_id: str,
     fixes: Sequence[Fix],
-    locks: Sequence[LockIn],
     now: datetime,
 ) -> list[Alert]:
-    """Feed a vehicle's e-lock events and its fixes bound to no leg to its movement watch."""
+    """Feed a vehicle's movement watch its e-lock events and its fixes bound to no leg
+    (``fixes``: this update's, telling that there are some; the stored ones are fed)."""
     session = uow.session
     hauler, region = vehicle_hauler(session, vehicle)
     if hauler is None:
@@ -370,12 +401,13 @@ def watch_vehicle(
     )
     assert row is not None
     watcher = VehicleWatcher(vehicle, device_id, book.for_region(region), row.state)
-    watcher.locks(locks)
+    stored_fixes, stored_locks = _unfed_for_watch(session, vehicle, watcher.state, fixes)
+    watcher.locks(stored_locks)
     concerned = Concerned(
         region_code=region, device_id=device_id, vehicle=vehicle, hauler_id=hauler
     )
     changed = []
-    for c in watcher.fixes(fixes):
+    for c in watcher.fixes(stored_fixes):
         alert = upsert(uow=uow, candidate=c, concerned=concerned, now=now)
         if alert is not None:
             changed.append(alert)
@@ -416,7 +448,6 @@ def detect_update(
             vehicle=update.vehicle,
             device_id=update.device_id,
             fixes=fixes if update.manifest_id is None else [],
-            locks=locks,
             now=now,
         )
     return changed
