@@ -84,9 +84,10 @@ class PahoTransport(QueueReader):
 
     @property
     def connected(self) -> bool:
-        """Whether a broker connection is up right now."""
+        """Whether a broker connection is up and its subscriptions granted right now
+        (so ``/healthz`` says ready only once messages can arrive)."""
         with self._lock:
-            return self._connected
+            return self._connected and self._ready.is_set()
 
     @property
     def epoch(self) -> int:

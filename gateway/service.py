@@ -15,8 +15,10 @@ Broker (``WASTE_MQTT_URL``):
   picks another port. Devices connect to it like to any broker, and on Mosquitto more
   gateways may join with ``mqtt://127.0.0.1:1884?client_id=…`` (all with one share group).
 
-Shutdown: stop taking messages, commit and acknowledge the batch in hand, stop the
-sealer, disconnect cleanly, stop the embedded broker. Metrics and health are served
+Alert detection runs on a thread of its own (``gateway.handoff``), fed after each
+commit. Shutdown: stop taking messages, commit and acknowledge the batch in hand, stop
+the sealer, let detection finish what it was handed, disconnect cleanly, stop the
+embedded broker. Metrics and health are served
 on ``WASTE_HOST:WASTE_GATEWAY_METRICS_PORT`` (``/metrics``, ``/healthz``; port 0: off).
 """
 
@@ -35,6 +37,7 @@ from sqlalchemy import Engine
 
 from gateway.broker import BrokerConfig, EmbeddedBroker
 from gateway.directory import DeviceDirectory
+from gateway.handoff import Handoff
 from gateway.ingest import IngestConfig, Ingestor, TrackConsumer
 from gateway.metrics import GatewayMetrics, MetricsServer
 from gateway.sealer import Sealer
@@ -99,6 +102,7 @@ class Gateway:
         self.ingestor: Ingestor | None = None
         self.sealer: Sealer | None = None
         self.alert_worker: AlertWorker | None = None
+        self.detection: Handoff | None = None
 
     def start(self) -> None:
         """Migrate (if allowed), start the broker if embedded, connect, serve metrics."""
@@ -125,7 +129,9 @@ class Gateway:
         if self._alerts:  # alert detection on every commit, sweeps and publishing beside
             book = ThresholdBook.parse(s.alert_thresholds)
             configure(book)
-            consumers.append(AlertDetector(factory, book=book, transport=self.transport))
+            detector = AlertDetector(factory, book=book, transport=self.transport)
+            self.detection = Handoff(detector, name="alert-detection", metrics=self.metrics)
+            consumers.append(self.detection)
             self.alert_worker = AlertWorker(
                 factory,
                 self.transport,
@@ -154,6 +160,8 @@ class Gateway:
             self.server.start()
         self.transport.start()
         self.sealer.start()
+        if self.detection is not None:
+            self.detection.start()
         if self.alert_worker is not None:
             self.alert_worker.start()
         log.info("gateway connected to %s", self.broker.redacted())
@@ -168,6 +176,8 @@ class Gateway:
         """Stop everything started, in reverse order."""
         if self.sealer is not None:
             self.sealer.stop()
+        if self.detection is not None:
+            self.detection.stop()
         if self.alert_worker is not None:
             self.alert_worker.stop()
         if self.transport is not None:
