@@ -326,7 +326,7 @@ def end_to_end(
                     f"stalled at {stored - base:,.0f} of {total:,} fixes for 30 s; gateway "
                     f"counters:\n{gateways[0].counters()}\nlog:\n{gateways[0].log_tail()}"
                 )
-            time.sleep(0.02)
+            time.sleep(0.05)
         elapsed = time.perf_counter() - t0
         pub.join(60)
         return len(messages) / elapsed, total / elapsed

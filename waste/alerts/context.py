@@ -84,6 +84,7 @@ class LegCache:
         self._ttl = ttl_s
         self._lock = threading.Lock()
         self._items: OrderedDict[tuple[str, int], tuple[float, LegRuntime]] = OrderedDict()
+        self._haulers: OrderedDict[str, tuple[float, tuple[str | None, str]]] = OrderedDict()
 
     def get(
         self, session: Session, manifest_id: str, leg_index: int, *, custody: Custody | None = None
@@ -107,6 +108,21 @@ class LegCache:
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return runtime
+
+    def hauler(self, session: Session, plate: str) -> tuple[str | None, str]:
+        """``vehicle_hauler``, remembered for a minute (a vehicle rarely changes hands)."""
+        now = time.monotonic()
+        with self._lock:
+            found = self._haulers.get(plate)
+        if found is not None and found[0] > now:
+            return found[1]
+        answer = vehicle_hauler(session, plate)
+        with self._lock:
+            self._haulers[plate] = (now + min(self._ttl, 60.0), answer)
+            self._haulers.move_to_end(plate)
+            while len(self._haulers) > self._size * 8:
+                self._haulers.popitem(last=False)
+        return answer
 
 
 def build_runtime(

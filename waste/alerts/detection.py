@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
-from waste.alerts.context import LegCache, LegRuntime, vehicle_hauler
+from waste.alerts.context import LegCache, LegRuntime
 from waste.alerts.dumping import Episode
 from waste.alerts.engine import LegEngine, LockIn, final
 from waste.alerts.models import Alert, LegTrackerState, VehicleWatch
@@ -37,7 +37,6 @@ from waste.alerts.rules import (
     Candidate,
 )
 from waste.alerts.store import Concerned, retract, upsert
-from waste.alerts.thresholds import ThresholdBook
 from waste.clock import format_utc, parse_utc
 from waste.db import Base
 from waste.telemetry.domain import StoredFix, StoredLock, TrackUpdate
@@ -358,22 +357,19 @@ def _unfed_for_watch(
     if not fixes:
         return [], locks
     since = parse_utc(state["last_t"]) if state.get("last_t") else min(f.t for f in fixes)
-    rows = session.scalars(
-        select(TelemetryFix)
-        .where(
-            TelemetryFix.vehicle == vehicle,
-            TelemetryFix.manifest_id.is_(None),
-            TelemetryFix.t >= since,
-        )
-        .order_by(TelemetryFix.t, TelemetryFix.device_id, TelemetryFix.seq, TelemetryFix.idx)
+    f = TelemetryFix
+    rows = session.execute(
+        select(f.t, f.lat, f.lon, f.speed_kmh, f.heading, f.hdop)
+        .where(f.vehicle == vehicle, f.manifest_id.is_(None), f.t >= since)
+        .order_by(f.t, f.device_id, f.seq, f.idx)
     )
-    return [to_fix(stored_fix(r)) for r in rows], locks
+    return [Fix(*row) for row in rows], locks
 
 
 def watch_vehicle(
     *,
     uow: UnitOfWork,
-    book: ThresholdBook,
+    cache: LegCache,
     vehicle: str,
     device_id: str,
     fixes: Sequence[Fix],
@@ -382,7 +378,7 @@ def watch_vehicle(
     """Feed a vehicle's movement watch its e-lock events and its fixes bound to no leg
     (``fixes``: this update's, telling that there are some; the stored ones are fed)."""
     session = uow.session
-    hauler, region = vehicle_hauler(session, vehicle)
+    hauler, region = cache.hauler(session, vehicle)
     if hauler is None:
         return []
     values: dict[str, Any] = {
@@ -400,7 +396,7 @@ def watch_vehicle(
         .execution_options(populate_existing=True)
     )
     assert row is not None
-    watcher = VehicleWatcher(vehicle, device_id, book.for_region(region), row.state)
+    watcher = VehicleWatcher(vehicle, device_id, cache.book.for_region(region), row.state)
     stored_fixes, stored_locks = _unfed_for_watch(session, vehicle, watcher.state, fixes)
     watcher.locks(stored_locks)
     concerned = Concerned(
@@ -444,7 +440,7 @@ def detect_update(
     if watch and (locks or update.manifest_id is None):
         changed += watch_vehicle(
             uow=uow,
-            book=cache.book,
+            cache=cache,
             vehicle=update.vehicle,
             device_id=update.device_id,
             fixes=fixes if update.manifest_id is None else [],
