@@ -61,7 +61,6 @@ from waste.telemetry.models import TelemetryFix
 
 Message = tuple[str, bytes]
 RUN = uuid.uuid4().hex[:6]
-PROFILE_DIR: Path | None = None  # --profile
 
 
 @dataclass
@@ -185,7 +184,9 @@ def _http(port: int, path: str) -> tuple[int, str]:
 class GatewayProcess:
     """One ``waste gateway`` subprocess with its metrics port."""
 
-    def __init__(self, workdir: Path, db_url: str, mqtt_url: str, group: str) -> None:
+    def __init__(
+        self, workdir: Path, db_url: str, mqtt_url: str, group: str, profile: Path | None = None
+    ) -> None:
         name = f"gw-{uuid.uuid4().hex[:6]}"
         self.port = _free_port()
         self.log = workdir / f"{name}.log"
@@ -204,9 +205,9 @@ class GatewayProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([*cmd, "gateway"], env=env, stdout=out, stderr=out)
         self.spy: subprocess.Popen[bytes] | None = None
-        if PROFILE_DIR is not None:  # py-spy's collapsed stacks, one file per gateway
+        if profile is not None:  # py-spy's collapsed stacks, one file per gateway
             spy = ["py-spy", "record", "--format", "raw", "-r", "250", "--pid",
-                   str(self.proc.pid), "-o", str(PROFILE_DIR / f"{name}.txt")]
+                   str(self.proc.pid), "-o", str(profile / f"{name}.txt")]
             self.spy = subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while not self._healthy():
@@ -306,11 +307,17 @@ def count_fixes(db_url: str) -> int:
 
 
 def end_to_end(
-    db_url: str, mqtt_url: str, workdir: Path, messages: list[Message], fixes: int, procs: int
+    db_url: str,
+    mqtt_url: str,
+    workdir: Path,
+    messages: list[Message],
+    fixes: int,
+    procs: int,
+    profile: Path | None = None,
 ) -> tuple[float, float]:
     """Messages/s and fixes/s from the first publish to the last fix committed."""
     group = f"bench-{RUN}-{uuid.uuid4().hex[:4]}" if procs > 1 else ""
-    gateways = [GatewayProcess(workdir, db_url, mqtt_url, group) for _ in range(procs)]
+    gateways = [GatewayProcess(workdir, db_url, mqtt_url, group, profile) for _ in range(procs)]
     try:
         base = sum(gw.fixes_stored() for gw in gateways)
         total = len(messages) * fixes
@@ -380,9 +387,7 @@ def main() -> None:
     ap.add_argument("--profile", type=Path, help="record each gateway with py-spy into DIR")
     args = ap.parse_args()
     if args.profile:
-        global PROFILE_DIR
         args.profile.mkdir(parents=True, exist_ok=True)
-        PROFILE_DIR = args.profile
     workdir = Path(tempfile.mkdtemp(prefix="waste-bench-e2e-"))
     broker = None
     if not args.mqtt_url:
@@ -417,7 +422,9 @@ def main() -> None:
                 expected = 0
                 for f, _, p in plans:
                     msgs = streams[(kind, f, p)]
-                    rate, fix_rate = end_to_end(url, args.mqtt_url, workdir, msgs, f, p)
+                    rate, fix_rate = end_to_end(
+                        url, args.mqtt_url, workdir, msgs, f, p, args.profile
+                    )
                     expected += len(msgs) * f
                     print(f"{kind:12s} {p} gateway{'s' if p > 1 else ' '} {f:2d} fix/msg "
                           f"{len(msgs):>7,} msgs: {rate:>8,.0f} msg/s = {fix_rate:>8,.0f} fixes/s",

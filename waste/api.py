@@ -97,6 +97,12 @@ def create_app(
     return app
 
 
+def app_from_env() -> FastAPI:
+    """The API from ``WASTE_*`` settings read now: uvicorn's factory in each worker process
+    of ``waste serve --workers N``."""
+    return create_app(Settings())
+
+
 def _add_health(app: FastAPI) -> None:
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, Any]:

@@ -38,6 +38,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port")] = None,
     example: Annotated[bool, typer.Option(help="Load the example registry first")] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (each its own database pool)")
+    ] = 1,
 ) -> None:
     """Run the HTTP API."""
     import uvicorn
@@ -49,6 +52,20 @@ def serve(
         settings.host = host
     if port is not None:
         settings.port = port
+    if workers > 1:
+        if example:
+            typer.secho("--example needs one worker: load it once, then add workers", err=True)
+            raise typer.Exit(2)
+        _prepare_workers(settings)
+        typer.echo(f"API docs: {settings.base_url}/docs ({workers} workers)")
+        uvicorn.run(
+            "waste.api:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+        )
+        return
     hook = None
     if example:
         from waste.registry.example import load_into_app
@@ -56,6 +73,30 @@ def serve(
         hook = load_into_app
     typer.echo(f"API docs: {settings.base_url}/docs")
     uvicorn.run(create_app(settings, on_startup=hook), host=settings.host, port=settings.port)
+
+
+def _prepare_workers(settings: Settings) -> None:
+    """Migrate and make the log key once, in the parent, so workers do not race to; the
+    workers then only check that the schema is current."""
+    import os
+
+    from waste.db import make_engine
+    from waste.ledger.service import load_or_create_log_key
+    from waste.migrate import ensure_schema
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        ensure_schema(engine, auto_migrate=settings.auto_migrate)
+    except WasteError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    load_or_create_log_key(settings.resolved_log_key_path, settings.log_origin)
+    os.environ.update(
+        WASTE_AUTO_MIGRATE="false", WASTE_HOST=settings.host, WASTE_PORT=str(settings.port)
+    )
 
 
 app.command("demo")(demo_command)  # the live demo: waste/demo/cli.py

@@ -26,6 +26,7 @@ from waste.alerts.payload import alert_payload
 from waste.alerts.worker import AlertDetector
 from waste.clock import utcnow
 from waste.db import make_session_factory
+from waste.telemetry.domain import TrackUpdate
 from waste.uow import UnitOfWork
 from waste.webhooks.models import OutboxMessage
 
@@ -306,3 +307,29 @@ def test_a_seal_event_bound_to_no_leg_cut_off_from_detection_still_arms_the_watc
     (moved,) = alerts(engine, kind="unmanifested_movement")
     assert moved.vehicle == truck.plate
     assert restarted.errors == 0
+
+
+def test_detection_running_behind_ingestion_replays_nothing(
+    rig: Rig, world: World, truck: Vehicle
+) -> None:
+    """The gateway's detection thread takes commits after ingestion stored later ones:
+    records newer than an update's own are not mistaken for lost ones."""
+    now = utcnow()
+    mid = picked_up(world, now)
+    found = detector(rig)
+    trip = Path(_start(now)).drive(6_000)
+    first, second = len(trip.fixes) // 3, 2 * len(trip.fixes) // 3
+    send_fixes(rig, truck, trip.fixes[:first])
+    rig.ingestor.consumers.remove(found)
+    handed: list[list[TrackUpdate]] = []
+    rig.ingestor.consumers.append(lambda updates: handed.append(list(updates)))
+    send_fixes(rig, truck, trip.fixes[first:second])
+    send_lock(rig, truck, trip.fixes[second - 1].t + timedelta(seconds=1), "sealed", None)
+    send_fixes(rig, truck, trip.fixes[second:])
+    assert len(handed) == 3
+    for updates in handed:  # now, in commit order, as the detection thread would
+        found(updates)
+    with UnitOfWork(make_session_factory(rig.engine)) as uow:
+        tracker = uow.session.get(LegTrackerState, (mid, 0))
+        assert tracker is not None
+        assert (tracker.fixes, tracker.locks, tracker.rebuilds) == (len(trip.fixes), 1, 0)

@@ -125,32 +125,39 @@ def _unfed_records(
     fixes: Sequence[Fix],
     locks: Sequence[LockIn],
 ) -> bool:
-    """Whether the leg's stored records differ from those fed plus this update's.
+    """Whether the leg's stored records, up to this update's latest, differ from those
+    fed plus this update's.
 
     Detection runs after the ingest commit, so a gateway killed in between leaves fixes
     or e-lock events stored and acknowledged but never fed; another process's batch can
     be in flight too (a replay then feeds it first, and its own update must not feed
     its e-lock events twice). Either way the leg replays its stored track, or its
-    alerts would depend on when a process died.
+    alerts would depend on when a process died. Records later than this update's are
+    not counted: they are those of commits whose updates are still to come (detection
+    runs behind ingestion, ``gateway.handoff``), not lost ones.
     """
-    leg = (row.manifest_id, row.leg_index)
+    times = [f.t for f in fixes] + [lk.t for lk in locks]
     if row.last_t is not None:
-        stored = session.scalar(
-            select(func.count())
-            .select_from(TelemetryFix)
-            .where(
-                TelemetryFix.manifest_id == leg[0],
-                TelemetryFix.leg_index == leg[1],
-                TelemetryFix.t > row.last_t,
-            )
-        )
+        times.append(row.last_t)
+    # No records (the append path): everything stored counts, ingestion is not racing it.
+    bound = max(times) if fixes or locks else None
+    fix_query = select(func.count()).select_from(TelemetryFix)
+    fix_query = fix_query.where(
+        TelemetryFix.manifest_id == row.manifest_id, TelemetryFix.leg_index == row.leg_index
+    )
+    lock_query = select(func.count()).select_from(TelemetryLockEvent)
+    lock_query = lock_query.where(
+        TelemetryLockEvent.manifest_id == row.manifest_id,
+        TelemetryLockEvent.leg_index == row.leg_index,
+    )
+    if bound is not None:
+        fix_query = fix_query.where(TelemetryFix.t <= bound)
+        lock_query = lock_query.where(TelemetryLockEvent.t <= bound)
+    if row.last_t is not None and (bound is None or bound > row.last_t):
+        stored = session.scalar(fix_query.where(TelemetryFix.t > row.last_t))
         if int(stored or 0) > sum(1 for f in fixes if f.t > row.last_t):
             return True
-    stored_locks = session.scalar(
-        select(func.count())
-        .select_from(TelemetryLockEvent)
-        .where(TelemetryLockEvent.manifest_id == leg[0], TelemetryLockEvent.leg_index == leg[1])
-    )
+    stored_locks = session.scalar(lock_query)
     return int(stored_locks or 0) != (row.locks or 0) + len(locks)
 
 
