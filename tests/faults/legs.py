@@ -23,9 +23,11 @@ from waste.uow import UnitOfWork
 AlertShape = tuple[Any, ...]
 
 # The compressed tracks lie in the past: the sweep's signal_lost (no fix for signal_lost_s
-# of wall-clock time) would fire whenever a sweep happens to run, so it is pushed out of
-# the way; a stop of 2 minutes on the road is alerted.
-THRESHOLDS = '{"": {"signal_lost_s": 86400, "unscheduled_stop_s": 120}}'
+# of wall-clock time, or a device gone offline will_grace_s after its last fix, which is
+# at once when devices close after a backdated track) would fire whenever a sweep happens
+# to run before the legs close, so both are pushed out of the way; a stop of 2 minutes on
+# the road is alerted.
+THRESHOLDS = '{"": {"signal_lost_s": 86400, "will_grace_s": 86400, "unscheduled_stop_s": 120}}'
 
 
 def open_legs(world: World, haulers: Iterable[int], filed_at: datetime) -> list[str]:

@@ -23,6 +23,8 @@ from tests.support.telemetry import Rig, Vehicle, make_rig
 from tests.support.world import World
 from waste.alerts.models import LegTrackerState
 from waste.alerts.payload import alert_payload
+from waste.alerts.sweep import sweep
+from waste.alerts.thresholds import ThresholdBook
 from waste.alerts.worker import AlertDetector
 from waste.clock import utcnow
 from waste.db import make_session_factory
@@ -333,3 +335,27 @@ def test_detection_running_behind_ingestion_replays_nothing(
         tracker = uow.session.get(LegTrackerState, (mid, 0))
         assert tracker is not None
         assert (tracker.fixes, tracker.locks, tracker.rebuilds) == (len(trip.fixes), 1, 0)
+
+
+def test_the_sweep_replays_a_leg_silent_only_to_its_tracker(
+    rig: Rig, world: World, truck: Vehicle
+) -> None:
+    """Fixes stored but never fed (the process died with them handed to detection) and no
+    update after them: the sweep, finding the leg silent, replays it instead of raising
+    signal_lost on a track that did arrive."""
+    now = utcnow()
+    mid = picked_up(world, now)
+    found = detector(rig)
+    trip = Path(_start(now)).drive(6_000)
+    half = len(trip.fixes) // 2
+    send_fixes(rig, truck, trip.fixes[:half])
+    rig.ingestor.consumers.remove(found)
+    send_fixes(rig, truck, trip.fixes[half:])
+    later = trip.fixes[-1].t + timedelta(seconds=ThresholdBook().for_region("").signal_lost_s + 60)
+    sweep(session_factory=make_session_factory(rig.engine), now=later, book=ThresholdBook())
+    assert [a.kind for a in alerts(rig.engine, manifest_id=mid)] == []
+    with UnitOfWork(make_session_factory(rig.engine)) as uow:
+        tracker = uow.session.get(LegTrackerState, (mid, 0))
+        assert tracker is not None
+        assert (tracker.fixes, tracker.rebuilds) == (len(trip.fixes), 1)
+        assert tracker.last_t == trip.fixes[-1].t

@@ -153,9 +153,12 @@ def _unfed_records(
     if bound is not None:
         fix_query = fix_query.where(TelemetryFix.t <= bound)
         lock_query = lock_query.where(TelemetryLockEvent.t <= bound)
-    if row.last_t is not None and (bound is None or bound > row.last_t):
-        stored = session.scalar(fix_query.where(TelemetryFix.t > row.last_t))
-        if int(stored or 0) > sum(1 for f in fixes if f.t > row.last_t):
+    last_t = row.last_t
+    if last_t is None or bound is None or bound > last_t:
+        if last_t is not None:
+            fix_query = fix_query.where(TelemetryFix.t > last_t)
+        stored = session.scalar(fix_query)
+        if int(stored or 0) > sum(1 for f in fixes if last_t is None or f.t > last_t):
             return True
     stored_locks = session.scalar(lock_query)
     return int(stored_locks or 0) != (row.locks or 0) + len(locks)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from waste.alerts import custody_rules as cr
 from waste.alerts.context import LegCache
-from waste.alerts.detection import _tracker_row, detect_leg
+from waste.alerts.detection import _tracker_row, _unfed_records, detect_leg
 from waste.alerts.models import Alert, LegTrackerState
 from waste.alerts.rules import gap_key, ongoing_gap
 from waste.alerts.store import Concerned, alerts_by_key, upsert
@@ -155,11 +155,9 @@ def _signals(
         if not due:
             continue
         with UnitOfWork(factory) as uow:
-            alert = _raise_gap(uow, cache, mid, idx, now, off)
-            alert_id = None if alert is None else alert.id
+            ids = [a.id for a in _raise_gap(uow, cache, mid, idx, now, off)]
             uow.commit()
-        if alert_id is not None:
-            raised.append(alert_id)
+        raised += ids
     return raised
 
 
@@ -170,12 +168,24 @@ def _raise_gap(
     leg_index: int,
     now: datetime,
     offline_at: datetime | None,
-) -> Alert | None:
+) -> list[Alert]:
     session = uow.session
     rt = cache.get(session, manifest_id, leg_index)
     if rt is None or rt.closed_at is not None:
-        return None
+        return []
     row = _tracker_row(session, manifest_id, leg_index, now)  # serialises with the track path
+    if _unfed_records(session, row, (), ()):
+        # Stored records never fed (a gateway died with them handed to detection): the
+        # leg is silent only to its tracker. Replay it; the next sweep judges the gap.
+        return detect_leg(
+            uow=uow,
+            cache=cache,
+            manifest_id=manifest_id,
+            leg_index=leg_index,
+            now=now,
+            replay=True,
+            runtime=rt,
+        )
     memory = row.rules or {}
     last = memory.get("last_fix")
     last_fix = None if not last else (parse_utc(last[0]), float(last[1]), float(last[2]))
@@ -183,7 +193,7 @@ def _raise_gap(
     key = gap_key(rt.facts, since)
     key = dict(memory.get("aliases") or {}).get(key, key)
     if key in alerts_by_key(session, [key]):
-        return None
+        return []
     cand = ongoing_gap(
         rt.facts,
         rt.thresholds,
@@ -193,8 +203,9 @@ def _raise_gap(
         offline_at=offline_at,
     )
     if cand is None:
-        return None
-    return upsert(uow=uow, candidate=cand, concerned=rt.concerned, now=now, key=key)
+        return []
+    alert = upsert(uow=uow, candidate=cand, concerned=rt.concerned, now=now, key=key)
+    return [] if alert is None else [alert]
 
 
 def _alerted(what: str) -> Any:
