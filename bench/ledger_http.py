@@ -1,8 +1,8 @@
 """Real API servers on 127.0.0.1, and load against them or the use cases (for bench/ledger.py).
 
-One worker is ``waste serve`` itself; N workers are uvicorn's multi-process mode
-over the same ``create_app(Settings())`` (``app_from_env``), with the schema
-migrated and the log key made once beforehand, as a deployment would.
+Servers are ``waste serve --workers N`` (N uvicorn worker processes over
+``waste.api.app_from_env``; the parent migrates and makes the log key once), as a
+deployment would run it.
 """
 
 from __future__ import annotations
@@ -22,27 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.world import World
-from waste.api import create_app
 from waste.auth.tokens import Principal
 from waste.clock import utcnow
-from waste.config import Settings
-from waste.db import make_engine
 from waste.errors import WasteError
 from waste.ledger.canonical import loads_strict
 from waste.ledger.envelope import GENESIS_PREV_HASH, event_hash, make_body, sign_body
-from waste.ledger.service import load_or_create_log_key
 from waste.manifests import service
-from waste.migrate import upgrade
 from waste.uow import UnitOfWork
 
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef-0123456789"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -67,11 +60,6 @@ def fresh_database(admin_url: str, tag: str) -> Iterator[str]:
         admin.dispose()
 
 
-def app_from_env() -> FastAPI:
-    """The API from ``WASTE_*`` settings: uvicorn's factory in every worker process."""
-    return create_app(Settings())
-
-
 @dataclass(frozen=True)
 class Server:
     """A running API: its base URL and the pid of its (parent) process."""
@@ -94,17 +82,7 @@ def server(database_url: str, data_dir: Path, workers: int = 1) -> Iterator[Serv
         "WASTE_AUTO_MIGRATE": "true",
     }
     command = [sys.executable, "-c", "from waste.cli import main; main()", "serve"]
-    if workers > 1:  # migrate and make the log key once, not racing in every worker
-        engine = make_engine(database_url)
-        upgrade(engine)
-        engine.dispose()
-        settings = Settings(data_dir=data_dir, database_url=database_url)
-        load_or_create_log_key(settings.resolved_log_key_path, settings.log_origin)
-        env["WASTE_AUTO_MIGRATE"] = "false"
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "bench")])
-        command = [sys.executable, "-m", "uvicorn", "--factory", "ledger_http:app_from_env"]
-        command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-        command += ["--log-level", "warning"]
+    command += ["--workers", str(workers)]
     log = (data_dir / "server.log").open("wb")
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
