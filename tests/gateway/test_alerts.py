@@ -15,13 +15,13 @@ from tests.support.alert_trips import (
     Path,
     alerts,
     detector,
+    leg_tracker,
     picked_up,
     send_fixes,
     send_lock,
 )
 from tests.support.telemetry import Rig, Vehicle, make_rig
 from tests.support.world import World
-from waste.alerts.models import LegTrackerState
 from waste.alerts.payload import alert_payload
 from waste.alerts.sweep import sweep
 from waste.alerts.thresholds import ThresholdBook
@@ -29,7 +29,6 @@ from waste.alerts.worker import AlertDetector
 from waste.clock import utcnow
 from waste.db import make_session_factory
 from waste.telemetry.domain import TrackUpdate
-from waste.uow import UnitOfWork
 from waste.webhooks.models import OutboxMessage
 
 PROTOCOL_MEMBERS = {
@@ -102,11 +101,9 @@ def test_a_late_backlog_raises_retroactively(rig: Rig, world: World, truck: Vehi
     stop = found["unscheduled_stop"]
     assert stop.at < trip.fixes[half].t < stop.raised_at
     assert not stop.evidence.get("retracted")
-    with UnitOfWork(make_session_factory(rig.engine)) as uow:
-        tracker = uow.session.get(LegTrackerState, (mid, 0))
-        assert tracker is not None
-        assert tracker.rebuilds == 1
-        assert tracker.fixes == len(trip.fixes)
+    tracker = leg_tracker(rig.engine, mid)
+    assert tracker.rebuilds == 1
+    assert tracker.fixes == len(trip.fixes)
 
 
 def test_replaying_the_same_leg_twice_changes_nothing(
@@ -142,10 +139,8 @@ def test_a_restarted_gateway_continues_from_the_stored_tracker(
     (done,) = alerts(rig.engine, manifest_id=mid)
     assert done.id == ongoing.id
     assert done.ended_at is not None
-    with UnitOfWork(make_session_factory(rig.engine)) as uow:
-        tracker = uow.session.get(LegTrackerState, (mid, 0))
-        assert tracker is not None
-        assert tracker.rebuilds == 0
+    tracker = leg_tracker(rig.engine, mid)
+    assert tracker.rebuilds == 0
 
 
 def test_a_seal_opened_off_site_during_a_stop_is_dumping(
@@ -220,10 +215,8 @@ def test_two_gateways_sharing_a_leg_raise_one_alert(
     (alert,) = alerts(engine, manifest_id=mid)
     assert alert.kind == "route_deviation"
     assert alert.ended_at is not None
-    with UnitOfWork(make_session_factory(engine)) as uow:
-        tracker = uow.session.get(LegTrackerState, (mid, 0))
-        assert tracker is not None
-        assert tracker.fixes == len(trip.fixes)
+    tracker = leg_tracker(engine, mid)
+    assert tracker.fixes == len(trip.fixes)
 
 
 def test_fixes_stored_while_detection_was_cut_off_are_replayed(
@@ -247,10 +240,8 @@ def test_fixes_stored_while_detection_was_cut_off_are_replayed(
     assert alert.kind == "route_deviation"
     assert trip.fixes[cut].t <= alert.at < trip.fixes[back].t
     assert restarted.errors == 0
-    with UnitOfWork(make_session_factory(rig.engine)) as uow:
-        tracker = uow.session.get(LegTrackerState, (mid, 0))
-        assert tracker is not None
-        assert tracker.fixes == len(trip.fixes)
+    tracker = leg_tracker(rig.engine, mid)
+    assert tracker.fixes == len(trip.fixes)
 
 
 def test_a_seal_event_stored_while_detection_was_cut_off_is_replayed(
@@ -271,10 +262,8 @@ def test_a_seal_event_stored_while_detection_was_cut_off_is_replayed(
     kinds = {a.kind for a in alerts(rig.engine, manifest_id=mid)}
     assert {"seal_opened_off_site", "suspected_illegal_dumping"} <= kinds
     assert restarted.errors == 0
-    with UnitOfWork(make_session_factory(rig.engine)) as uow:
-        tracker = uow.session.get(LegTrackerState, (mid, 0))
-        assert tracker is not None
-        assert tracker.locks == 1
+    tracker = leg_tracker(rig.engine, mid)
+    assert tracker.locks == 1
 
 
 def test_a_seal_event_fed_once_is_not_fed_again(rig: Rig, world: World, truck: Vehicle) -> None:
@@ -288,10 +277,8 @@ def test_a_seal_event_fed_once_is_not_fed_again(rig: Rig, world: World, truck: V
     sent = len(trip.fixes)
     trip.drive(6_000)
     send_fixes(rig, truck, trip.fixes[sent:])
-    with UnitOfWork(make_session_factory(rig.engine)) as uow:
-        tracker = uow.session.get(LegTrackerState, (mid, 0))
-        assert tracker is not None
-        assert (tracker.locks, tracker.rebuilds) == (1, 0)
+    tracker = leg_tracker(rig.engine, mid)
+    assert (tracker.locks, tracker.rebuilds) == (1, 0)
 
 
 def test_a_seal_event_bound_to_no_leg_cut_off_from_detection_still_arms_the_watch(
@@ -331,10 +318,8 @@ def test_detection_running_behind_ingestion_replays_nothing(
     assert len(handed) == 3
     for updates in handed:  # now, in commit order, as the detection thread would
         found(updates)
-    with UnitOfWork(make_session_factory(rig.engine)) as uow:
-        tracker = uow.session.get(LegTrackerState, (mid, 0))
-        assert tracker is not None
-        assert (tracker.fixes, tracker.locks, tracker.rebuilds) == (len(trip.fixes), 1, 0)
+    tracker = leg_tracker(rig.engine, mid)
+    assert (tracker.fixes, tracker.locks, tracker.rebuilds) == (len(trip.fixes), 1, 0)
 
 
 def test_the_sweep_replays_a_leg_silent_only_to_its_tracker(
@@ -354,8 +339,6 @@ def test_the_sweep_replays_a_leg_silent_only_to_its_tracker(
     later = trip.fixes[-1].t + timedelta(seconds=ThresholdBook().for_region("").signal_lost_s + 60)
     sweep(session_factory=make_session_factory(rig.engine), now=later, book=ThresholdBook())
     assert [a.kind for a in alerts(rig.engine, manifest_id=mid)] == []
-    with UnitOfWork(make_session_factory(rig.engine)) as uow:
-        tracker = uow.session.get(LegTrackerState, (mid, 0))
-        assert tracker is not None
-        assert (tracker.fixes, tracker.rebuilds) == (len(trip.fixes), 1)
-        assert tracker.last_t == trip.fixes[-1].t
+    tracker = leg_tracker(rig.engine, mid)
+    assert (tracker.fixes, tracker.rebuilds) == (len(trip.fixes), 1)
+    assert tracker.last_t == trip.fixes[-1].t

@@ -10,6 +10,7 @@ from tests.support.alert_trips import (
     Path,
     alerts,
     detector,
+    leg_tracker,
     picked_up,
     receipt,
     send_fixes,
@@ -17,12 +18,10 @@ from tests.support.alert_trips import (
 )
 from tests.support.telemetry import Rig, Vehicle
 from tests.support.world import World
-from waste.alerts.models import LegTrackerState
 from waste.alerts.thresholds import ThresholdBook
 from waste.alerts.worker import AlertWorker
 from waste.clock import utcnow
 from waste.db import make_session_factory
-from waste.uow import UnitOfWork
 
 
 def _ts(moment: datetime) -> str:
@@ -201,19 +200,15 @@ def test_a_receipt_dated_before_fixes_already_fed_is_replayed_by_the_sweep(
     mid = _delivered(rig, world, truck, now, stop=True)  # fixes until about 20 min ago
     received_at = now - timedelta(minutes=25)  # the gate signed earlier than the last fixes
     world.sites[0].receive(mid, receipt(truck, 600.0), at=received_at)
-    with UnitOfWork(make_session_factory(rig.engine)) as uow:
-        tracker = uow.session.get(LegTrackerState, (mid, 0))
-        assert tracker is not None
-        assert tracker.replay_due
+    tracker = leg_tracker(rig.engine, mid)
+    assert tracker.replay_due
     (dumping,) = alerts(rig.engine, manifest_id=mid, kind="suspected_illegal_dumping")
     _worker(rig).run_once(force_sweep=True)
-    with UnitOfWork(make_session_factory(rig.engine)) as uow:
-        tracker = uow.session.get(LegTrackerState, (mid, 0))
-        assert tracker is not None
-        assert not tracker.replay_due
-        assert tracker.rebuilds == 1
-        assert tracker.last_t is not None
-        assert tracker.last_t < received_at  # the fixes after the receipt left the leg
+    tracker = leg_tracker(rig.engine, mid)
+    assert not tracker.replay_due
+    assert tracker.rebuilds == 1
+    assert tracker.last_t is not None
+    assert tracker.last_t < received_at  # the fixes after the receipt left the leg
     (again,) = alerts(rig.engine, manifest_id=mid, kind="suspected_illegal_dumping")
     assert again.id == dumping.id
     assert not again.evidence.get("retracted")

@@ -15,7 +15,7 @@ from gateway.topics import lock_topic, telemetry_topic
 from tests.support.telemetry import Rig, Vehicle
 from tests.support.world import ROUTE, World
 from tests.unit.tracking._routes import Drive
-from waste.alerts.models import Alert
+from waste.alerts.models import Alert, LegTrackerState
 from waste.alerts.worker import AlertDetector
 from waste.db import make_session_factory
 from waste.tracking import RouteIndex
@@ -105,6 +105,15 @@ def alerts(engine: Engine, **where: Any) -> list[Alert]:
         rows = list(uow.session.scalars(select(Alert).filter_by(**where).order_by(Alert.at)))
         uow.session.expunge_all()
         return rows
+
+
+def leg_tracker(engine: Engine, manifest_id: str, leg_index: int = 0) -> LegTrackerState:
+    """The leg's stored tracker row (detached); fails if there is none."""
+    with UnitOfWork(make_session_factory(engine)) as uow:
+        row = uow.session.get(LegTrackerState, (manifest_id, leg_index))
+        assert row is not None, f"no tracker for leg {manifest_id}/{leg_index}"
+        uow.session.expunge(row)
+        return row
 
 
 def picked_up(world: World, now: datetime, *, minutes_ago: float = 50, **filing: Any) -> str:
